@@ -1,0 +1,75 @@
+"""``create_app``: the ASGI application for all surfaces over one ``Services``.
+
+The app holds no globals: the services are built by the entry point and
+attached to ``app.state``. A small middleware caps request bodies so that
+no client can make the server buffer unbounded input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from runyard import __version__
+from runyard.api.errors import SurfaceRenderers, install_error_handler, native_envelope
+from runyard.api.routers import control, runtime
+from runyard.errors import PayloadTooLarge
+from runyard.services.container import Services
+
+
+class BodyLimit:
+    """Reject request bodies over ``limit`` bytes with 413 in the surface's envelope."""
+
+    def __init__(self, app: ASGIApp, limit: int, renderers: SurfaceRenderers) -> None:
+        self.app = app
+        self.limit = limit
+        self.renderers = renderers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._reject(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise PayloadTooLarge(f"request body is larger than {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        err = PayloadTooLarge(f"request body is larger than {self.limit} bytes")
+        response = self.renderers.for_path(scope.get("path", ""))(err)
+        await response(scope, receive, send)
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(
+        title="runyard",
+        version=__version__,
+        description="Self-hosted runtime for AI agents.",
+    )
+    app.state.services = services
+    renderers = SurfaceRenderers(default=native_envelope)
+    install_error_handler(app, renderers)
+    app.include_router(control.router)
+    app.include_router(runtime.router)
+
+    @app.get("/healthz", tags=["meta"])
+    def healthz() -> dict[str, Any]:
+        return {"ok": True, "version": __version__, "store": services.store.backend}
+
+    limit = services.settings.max_input_bytes * 2 + 65_536
+    app.add_middleware(BodyLimit, limit=limit, renderers=renderers)
+    return app

@@ -1,0 +1,122 @@
+"""Entities as the store hands them to services: plain frozen dataclasses.
+
+They carry storage-level facts (ids, millisecond times, JSON documents).
+Rendering them for a surface (camelCase, ISO times, support-safe subsets) is
+the job of the API layer, never of these classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from runyard.types import JSON
+
+
+class KeyKind(StrEnum):
+    WORKSPACE = "workspace"
+    USER = "user"
+    AGENT = "agent"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    id: str
+    slug: str
+    created_at: int
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    workspace_id: str
+    kind: KeyKind
+    name: str
+    prefix: str
+    secret_hash: str
+    created_at: int
+    agent_id: str | None = None
+    revoked_at: int | None = None
+    last_used_at: int | None = None
+
+
+@dataclass(frozen=True)
+class Environment:
+    status: str
+    attention: str
+    created_at: int
+    updated_at: int
+    ready_at: int | None = None
+    last_error: str | None = None
+    reconciliation_status: str = "applied"
+    reconciliation_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: str
+    workspace_id: str
+    name: str
+    slug: str
+    created_at: int
+    updated_at: int
+    model_policy: JSON
+    harness_targets: list[JSON]
+    capability_bindings: list[JSON]
+    runtime_policy: JSON
+    environment: Environment
+
+
+@dataclass(frozen=True)
+class RunError:
+    code: str | None = None
+    message: str | None = None
+    retryable: bool | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    workspace_id: str
+    agent_id: str
+    status: str
+    created_at: int
+    updated_at: int
+    input: str
+    harness_requested: str | None
+    harness_resolved: str | None
+    request: JSON
+    timeout_seconds: int
+    attempt: int = 0
+    max_attempts: int = 1
+    seq: int = 0
+    started_at: int | None = None
+    completed_at: int | None = None
+    output: str | None = None
+    error: RunError = field(default_factory=RunError)
+    warnings: list[str] | None = None
+    token_usage: JSON | None = None
+    tool_usage: JSON | None = None
+    evidence: JSON | None = None
+    session_id: str | None = None
+    source: str = "API"
+    lease_owner: str | None = None
+    lease_token: str | None = None
+    lease_expires_at: int | None = None
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a worker reports when it finishes a run (before status is written)."""
+
+    status: str
+    output: str | None = None
+    error: RunError = field(default_factory=RunError)
+    warnings: list[str] | None = None
+    token_usage: JSON | None = None
+    tool_usage: JSON | None = None
+    evidence: JSON | None = None
+    session_id: str | None = None
+    harness_resolved: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,134 @@
+"""Agent policies as validated value objects.
+
+Model policy, harness targets and runtime policy (resources, network,
+storage) are pydantic models with ``extra="forbid"``: the API accepts them
+as request bodies, the store keeps them as JSON, the worker enforces them.
+Their wire names are the reference's camelCase names.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+KNOWN_HARNESSES: tuple[str, ...] = (
+    "shell",
+    "command",
+    "native",
+    "openclaw",
+    "hermes",
+    "claude-code",
+    "codex",
+    "gemini",
+)
+
+_DOMAIN_RE = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+class Strict(BaseModel):
+    """Base for wire models: unknown fields are an error, never dropped."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ModelPolicy(Strict):
+    provider: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, max_length=200)
+
+
+class HarnessRole(StrEnum):
+    DEFAULT = "default"
+    AVAILABLE = "available"
+
+
+class HarnessTarget(Strict):
+    harness_name: str = Field(alias="harnessName", min_length=1, max_length=64)
+    enabled: bool = True
+    role: HarnessRole = HarnessRole.AVAILABLE
+
+    @field_validator("harness_name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in KNOWN_HARNESSES:
+            raise ValueError(
+                f"unknown harness {value!r}; known harnesses: {', '.join(KNOWN_HARNESSES)}"
+            )
+        return value
+
+
+def check_harness_targets(targets: list[HarnessTarget]) -> list[HarnessTarget]:
+    """Apply the reference's rules to a complete set of harness targets."""
+    names = [t.harness_name for t in targets]
+    if len(set(names)) != len(names):
+        raise ValueError("each harness may appear only once in harnessTargets")
+    defaults = [t for t in targets if t.role is HarnessRole.DEFAULT]
+    if len(defaults) > 1:
+        raise ValueError('at most one harness target may use role "default"')
+    enabled = [t for t in targets if t.enabled]
+    if enabled and not any(t.enabled for t in defaults):
+        raise ValueError('an enabled set of harnesses must include exactly one enabled "default"')
+    return targets
+
+
+def default_harness(targets: list[HarnessTarget]) -> str | None:
+    for t in targets:
+        if t.enabled and t.role is HarnessRole.DEFAULT:
+            return t.harness_name
+    return None
+
+
+def enabled_harnesses(targets: list[HarnessTarget]) -> list[str]:
+    return [t.harness_name for t in targets if t.enabled]
+
+
+class ResourceLimits(Strict):
+    memory_mib: int = Field(default=2048, alias="memoryMiB", ge=64, le=262_144)
+    disk_gib: int = Field(default=4, alias="diskGiB", ge=1, le=1024)
+    cpus: float = Field(default=1.0, ge=0.1, le=64)
+    pids: int = Field(default=512, ge=16, le=65_536)
+
+
+class NetworkMode(StrEnum):
+    DENY_ALL = "deny_all"
+    ALLOW_ALL = "allow_all"
+    ALLOWLIST = "allowlist"
+
+
+class NetworkPolicy(Strict):
+    mode: NetworkMode = NetworkMode.DENY_ALL
+    allow_list: list[Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=list, alias="allowList", max_length=256
+    )
+
+    @field_validator("allow_list")
+    @classmethod
+    def _domains(cls, values: list[str]) -> list[str]:
+        out = []
+        for raw in values:
+            value = raw.strip().lower().rstrip(".")
+            if not _DOMAIN_RE.match(value):
+                raise ValueError(f"allowList entries must be domain names, got {raw!r}")
+            out.append(value)
+        return out
+
+
+class StoragePolicy(Strict):
+    persistent: bool = True
+    size_gb: int = Field(default=4, alias="sizeGb", ge=1, le=1024)
+
+
+class RuntimePolicy(Strict):
+    resource_limits: ResourceLimits = Field(default_factory=ResourceLimits, alias="resourceLimits")
+    network_policy: NetworkPolicy = Field(default_factory=NetworkPolicy, alias="networkPolicy")
+    storage_policy: StoragePolicy = Field(default_factory=StoragePolicy, alias="storagePolicy")
+    max_concurrent_runs: int = Field(default=1, alias="maxConcurrentRuns", ge=1, le=64)
+
+
+def default_harness_targets() -> list[HarnessTarget]:
+    return [HarnessTarget(harnessName="shell", enabled=True, role=HarnessRole.DEFAULT)]
+
+
+EnvironmentStatus = Literal["pending", "provisioning", "ready", "failed", "deleting"]

@@ -1,0 +1,1 @@
+"""Per-agent environments: where an agent's persistent home lives and how it is made ready."""

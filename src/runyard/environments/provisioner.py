@@ -1,0 +1,93 @@
+"""Moves environments through their lifecycle: ``pending → provisioning → ready``.
+
+The worker runs this loop. Provisioning today creates the agent's home;
+reconciliation applies harness changes (``runtimeReconciliation.status``
+``pending → applied``). Each step is a conditional update on the current
+status, so two workers never provision the same environment twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from runyard.domain.entities import Agent
+from runyard.environments.homes import ensure_home
+from runyard.store.base import Store
+from runyard.types import now_millis
+
+log = logging.getLogger("runyard.environments")
+
+
+class Provisioner:
+    def __init__(self, store: Store, agents_dir: Path) -> None:
+        self._store = store
+        self._agents_dir = agents_dir
+
+    def step(self) -> int:
+        """Do one round of pending work; returns how many environments changed."""
+        changed = 0
+        for agent in self._store.environments_needing_work(limit=32):
+            if agent.environment.status == "pending":
+                changed += self._provision(agent)
+            elif agent.environment.reconciliation_status == "pending":
+                changed += self._reconcile(agent)
+        return changed
+
+    def _provision(self, agent: Agent) -> int:
+        if not self._store.set_environment(
+            agent.id, ("pending",), {"env_status": "provisioning"}, now_millis()
+        ):
+            return 0
+        try:
+            ensure_home(self._agents_dir, agent.id)
+        except OSError as exc:
+            log.warning("provisioning %s failed: %s", agent.id, exc)
+            self._store.set_environment(
+                agent.id,
+                ("provisioning",),
+                {
+                    "env_status": "failed",
+                    "env_attention": "required",
+                    "env_last_error": f"cannot create the agent's home: {exc.strerror}",
+                },
+                now_millis(),
+            )
+            return 1
+        now = now_millis()
+        self._store.set_environment(
+            agent.id,
+            ("provisioning",),
+            {
+                "env_status": "ready",
+                "env_attention": "none",
+                "env_ready_at": now,
+                "env_last_error": None,
+                "recon_status": "applied",
+                "recon_error": None,
+            },
+            now,
+        )
+        return 1
+
+    def _reconcile(self, agent: Agent) -> int:
+        return int(
+            self._store.set_environment(
+                agent.id,
+                ("ready",),
+                {"recon_status": "applied", "recon_error": None},
+                now_millis(),
+            )
+        )
+
+    async def loop(self, stop: asyncio.Event, interval: float) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self.step)
+            except Exception:
+                log.exception("environment provisioning round failed")
+            try:
+                await asyncio.wait_for(stop.wait(), interval)
+            except TimeoutError:
+                continue

@@ -1,0 +1,67 @@
+"""The ``shell`` harness: the input is a bash script, its stdout the output.
+
+Meant for operations and tests. The script is written to the run's private
+directory and run with ``bash --noprofile --norc`` in the working directory;
+stdin is empty so the script cannot read itself. It has no sessions, no
+model and no tool calls: ``sessionId`` is ignored with a warning.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from runyard.domain.entities import RunError, RunOutcome
+from runyard.harness.base import (
+    Harness,
+    HarnessContext,
+    HarnessUnavailable,
+    Invocation,
+    decode_output,
+    exit_outcome,
+)
+from runyard.sandbox.base import ProcessResult
+
+SCRIPT = "script.sh"
+
+
+class ShellHarness(Harness):
+    name = "shell"
+
+    def check(self) -> None:
+        if shutil.which("bash") is None:
+            raise HarnessUnavailable("bash is not installed on this host")
+
+    def invocation(self, ctx: HarnessContext) -> Invocation:
+        return Invocation(
+            argv=["bash", "--noprofile", "--norc", f"{ctx.paths.run_dir}/{SCRIPT}"],
+            files={SCRIPT: ctx.run.input.encode()},
+        )
+
+    def interpret(self, ctx: HarnessContext, result: ProcessResult) -> RunOutcome:
+        warnings = []
+        if ctx.run.session_id:
+            warnings.append("sessionId is ignored by the shell harness")
+        if result.stdout_truncated:
+            warnings.append("output was truncated to the configured maximum")
+        stopped = exit_outcome(self.name, result, ctx.run.timeout_seconds)
+        if stopped is not None:
+            return stopped
+        output = decode_output(result.stdout)
+        if result.exit_code == 0:
+            return RunOutcome(
+                status="completed",
+                output=output,
+                warnings=warnings or None,
+                harness_resolved=self.name,
+            )
+        return RunOutcome(
+            status="failed",
+            output=output or None,
+            error=RunError(
+                code="harness_failed",
+                message=f"the shell script exited with status {result.exit_code}",
+                retryable=False,
+            ),
+            warnings=warnings or None,
+            harness_resolved=self.name,
+        )

@@ -1,0 +1,36 @@
+"""The ``process`` substrate: no isolation, for development only.
+
+It runs the harness as a plain child process in the agent's home, in its own
+session so that timeout and cancel kill the process group, with a minimal
+environment (no host variables leak in). It never applies network, memory
+or disk policy; runyard uses it only when it is chosen explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from runyard.sandbox.base import ProcessResult, ProcessSpec, SandboxPaths, Substrate, supervise
+
+
+class ProcessSubstrate(Substrate):
+    name = "process"
+
+    def check(self) -> None:
+        """Always available: it needs nothing but fork and exec."""
+
+    def paths(self, spec_home: Path, run_dir: Path) -> SandboxPaths:
+        return SandboxPaths(home=str(spec_home), run_dir=str(run_dir))
+
+    async def run(self, spec: ProcessSpec, cancel: asyncio.Event) -> ProcessResult:
+        env = {**spec.env, "HOME": str(spec.home)}
+        return await supervise(
+            spec.argv,
+            cwd=spec.home / spec.cwd,
+            env=env,
+            stdin=spec.stdin,
+            timeout_seconds=spec.timeout_seconds,
+            max_output_bytes=spec.max_output_bytes,
+            cancel=cancel,
+        )

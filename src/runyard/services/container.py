@@ -1,0 +1,39 @@
+"""Wires the services of one process around one store; built by entry points."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runyard.services.agents import AgentService
+from runyard.services.keys import KeyService
+from runyard.services.notify import RunSignals
+from runyard.services.runs import RunService
+from runyard.services.workspaces import WorkspaceService
+from runyard.settings import Settings
+from runyard.store.base import Store
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    store: Store
+    signals: RunSignals
+    keys: KeyService
+    workspaces: WorkspaceService
+    agents: AgentService
+    runs: RunService
+
+    @classmethod
+    def build(cls, settings: Settings, store: Store) -> Services:
+        signals = RunSignals()
+        store.subscribe(signals.publish)
+        keys = KeyService(store)
+        return cls(
+            settings=settings,
+            store=store,
+            signals=signals,
+            keys=keys,
+            workspaces=WorkspaceService(store, keys),
+            agents=AgentService(store),
+            runs=RunService(store, settings, signals),
+        )

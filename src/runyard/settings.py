@@ -1,0 +1,119 @@
+"""Runtime configuration, built once in an entry point and passed down.
+
+Settings come from explicit arguments first, then ``RUNYARD_*`` environment
+variables, then defaults. There is no global settings object: ``up``,
+``serve`` and ``worker`` each build one and hand it to what they start.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from runyard.errors import ConfigError
+
+DEFAULT_PORT = 8750
+DEFAULT_DATA_DIR = ".runyard"
+
+
+def _env_int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the API, the worker and the store need to start."""
+
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    substrate: str = "process"
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    worker_slots: int = 8
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 5.0
+    reaper_seconds: float = 5.0
+    poll_seconds: float = 1.0
+    default_timeout_seconds: int = 300
+    max_timeout_seconds: int = 3600
+    sync_wait_grace_seconds: float = 30.0
+    max_input_bytes: int = 1_048_576
+    max_output_bytes: int = 1_048_576
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "runyard.db"
+
+    @property
+    def agents_dir(self) -> Path:
+        return self.data_dir / "agents"
+
+    @property
+    def scratch_dir(self) -> Path:
+        return self.data_dir / "scratch"
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.data_dir / "credentials.json"
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Return a copy with the non-None overrides applied."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def validate(self) -> Settings:
+        if self.worker_slots < 1:
+            raise ConfigError("worker slots must be at least 1")
+        if self.heartbeat_seconds * 2 > self.lease_seconds:
+            raise ConfigError("lease must be at least twice the heartbeat interval")
+        if self.substrate not in ("process", "bwrap"):
+            raise ConfigError(f"unknown sandbox substrate {self.substrate!r}")
+        if self.database_url and not self.database_url.startswith(
+            ("postgresql://", "postgres://", "sqlite:///")
+        ):
+            raise ConfigError("database URL must be postgresql://… or sqlite:///PATH")
+        return self
+
+
+def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from ``env`` (default: the process environment) and overrides."""
+    env = dict(os.environ if env is None else env)
+    base = Settings(
+        data_dir=Path(env.get("RUNYARD_DATA_DIR", DEFAULT_DATA_DIR)),
+        database_url=env.get("RUNYARD_DATABASE_URL") or None,
+        host=env.get("RUNYARD_HOST", "127.0.0.1"),
+        port=_env_int(env, "RUNYARD_PORT", DEFAULT_PORT),
+        substrate=env.get("RUNYARD_SANDBOX", "process"),
+        worker_slots=_env_int(env, "RUNYARD_WORKER_SLOTS", 8),
+        lease_seconds=_env_float(env, "RUNYARD_LEASE_SECONDS", 30.0),
+        heartbeat_seconds=_env_float(env, "RUNYARD_HEARTBEAT_SECONDS", 5.0),
+        reaper_seconds=_env_float(env, "RUNYARD_REAPER_SECONDS", 5.0),
+        poll_seconds=_env_float(env, "RUNYARD_POLL_SECONDS", 1.0),
+    )
+    if env.get("RUNYARD_WORKER_ID"):
+        base = replace(base, worker_id=env["RUNYARD_WORKER_ID"])
+    return base.with_overrides(**overrides).validate()

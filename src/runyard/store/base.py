@@ -1,0 +1,98 @@
+"""The Store protocol: everything services and workers may ask of storage.
+
+Rules every implementation keeps (checked by the contract suite in
+``tests/integration``): reads and writes of client objects are scoped by
+workspace inside the query; run status changes are conditional updates that
+name the allowed source states and, for workers, the lease token; a method
+returns only after its write is committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from runyard.domain.entities import Agent, ApiKey, Run, RunOutcome, Workspace
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    """Answer to a heartbeat: whether the lease is still ours, and cancel requests."""
+
+    held: bool
+    cancel_requested: bool = False
+
+
+@dataclass(frozen=True)
+class ReapResult:
+    requeued: list[str]
+    failed: list[str]
+
+
+class Store(Protocol):
+    """Storage used by services (client-scoped) and workers (lease-scoped)."""
+
+    backend: str
+
+    def migrate(self) -> None: ...
+    def close(self) -> None: ...
+    def subscribe(self, callback: Callable[[str, str], None]) -> None:
+        """Call ``callback(event, run_id)`` after commits that queue or finish runs."""
+        ...
+
+    # workspaces and keys
+    def create_workspace(self, workspace: Workspace) -> None: ...
+    def get_workspace(
+        self, *, slug: str | None = None, id: str | None = None
+    ) -> Workspace | None: ...
+    def insert_key(self, key: ApiKey) -> None: ...
+    def find_key(self, secret_hash: str) -> ApiKey | None: ...
+    def list_keys(self, workspace_id: str, agent_id: str | None) -> list[ApiKey]: ...
+    def revoke_key(
+        self, workspace_id: str, key_id: str, agent_id: str | None, now: int
+    ) -> ApiKey | None: ...
+    def touch_key(self, key_id: str, now: int) -> None: ...
+
+    # agents and their environment
+    def insert_agent(self, agent: Agent) -> None: ...
+    def get_agent(
+        self, workspace_id: str, *, slug: str | None = None, agent_id: str | None = None
+    ) -> Agent | None: ...
+    def list_agents(self, workspace_id: str, limit: int, before_id: str | None) -> list[Agent]: ...
+    def update_agent(
+        self, workspace_id: str, agent_id: str, changes: dict[str, Any], now: int
+    ) -> Agent | None: ...
+    def delete_agent(self, workspace_id: str, agent_id: str, now: int) -> bool: ...
+    def environments_needing_work(self, limit: int) -> list[Agent]: ...
+    def set_environment(
+        self, agent_id: str, from_statuses: tuple[str, ...], changes: dict[str, Any], now: int
+    ) -> bool: ...
+
+    # runs: client side
+    def insert_run(self, run: Run, concurrency_limit: int) -> None: ...
+    def get_run(
+        self, workspace_id: str, run_id: str, agent_id: str | None = None
+    ) -> Run | None: ...
+    def list_runs(
+        self, workspace_id: str, agent_id: str | None, limit: int, before_seq: int | None
+    ) -> list[Run]: ...
+    def run_status(self, run_id: str) -> str | None: ...
+
+    # runs: worker side (fenced by lease token)
+    def claim_run(
+        self, worker_id: str, lease_token: str, lease_until: int, now: int
+    ) -> Run | None: ...
+    def start_run(
+        self,
+        run_id: str,
+        lease_token: str,
+        now: int,
+        harness_resolved: str | None,
+        evidence: dict[str, Any] | None,
+    ) -> bool: ...
+    def renew_lease(
+        self, run_id: str, lease_token: str, lease_until: int, now: int
+    ) -> LeaseState: ...
+    def finish_run(self, run_id: str, lease_token: str, outcome: RunOutcome, now: int) -> bool: ...
+    def reap_expired(self, now: int, max_claims: int) -> ReapResult: ...

@@ -1,0 +1,1 @@
+"""Versioned SQL migrations, one folder per backend, applied in file-name order."""

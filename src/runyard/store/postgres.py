@@ -1,0 +1,117 @@
+"""PostgreSQL backend: the distributed engine shared by many API servers and workers.
+
+Connections come from a psycopg pool. Claims select queued candidates with
+``FOR UPDATE SKIP LOCKED`` so concurrent workers never block on each other's
+rows, then lock the agent row to keep the per-agent concurrency limit exact.
+Migrations take an advisory lock so several processes may start at once.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from runyard.errors import StoreError
+from runyard.store.sql import MigratingStore, Tx
+
+_MIGRATION_LOCK = 0x72756E79  # "runy"
+_CHANNEL = "runyard_runs"
+_PLACEHOLDER = re.compile(r"\?")
+
+
+class _PgTx:
+    def __init__(self, cur: psycopg.Cursor[dict[str, Any]], cache: dict[str, str]) -> None:
+        self._cur = cur
+        self._cache = cache
+
+    def _sql(self, sql: str) -> str:
+        converted = self._cache.get(sql)
+        if converted is None:
+            converted = _PLACEHOLDER.sub("%s", sql)
+            self._cache[sql] = converted
+        return converted
+
+    def q(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        self._cur.execute(self._sql(sql), tuple(params))
+        return list(self._cur.fetchall())
+
+    def x(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._cur.execute(self._sql(sql), tuple(params))
+        return self._cur.rowcount
+
+
+class PostgresStore(MigratingStore):
+    """Store on a PostgreSQL database named by a ``postgresql://`` URL."""
+
+    backend = "postgres"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(self, url: str, min_size: int = 1, max_size: int = 16) -> None:
+        super().__init__()
+        self._listener: threading.Thread | None = None
+        self._closing = threading.Event()
+        self.url = url
+        self._sql_cache: dict[str, str] = {}
+        self._pool = ConnectionPool(
+            url, min_size=min_size, max_size=max_size, open=False, kwargs={"autocommit": False}
+        )
+        try:
+            self._pool.open(wait=True, timeout=10.0)
+        except Exception as exc:
+            self._pool.close()
+            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+
+    @contextmanager
+    def _tx(self, write: bool = False) -> Iterator[Tx]:
+        with (
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=dict_row) as cur,
+        ):
+            yield _PgTx(cur, self._sql_cache)
+
+    def _notify(self, tx: Tx, event: str, run_id: str) -> None:
+        tx.q("SELECT pg_notify(?, ?)", [_CHANNEL, f"{event}:{run_id}"])
+
+    def subscribe(self, callback: Callable[[str, str], None]) -> None:
+        super().subscribe(callback)
+        if self._listener is None:
+            self._listener = threading.Thread(
+                target=self._listen, name="runyard-pg-listen", daemon=True
+            )
+            self._listener.start()
+
+    def _listen(self) -> None:
+        """Relay NOTIFY messages to subscribers; reconnect after errors until closed."""
+        while not self._closing.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {_CHANNEL}")
+                    while not self._closing.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            event, _, run_id = note.payload.partition(":")
+                            self._dispatch([(event, run_id)])
+            except psycopg.Error:
+                self._closing.wait(1.0)
+
+    def _lock_agent(self, tx: Tx, agent_id: str) -> None:
+        tx.q("SELECT id FROM agents WHERE id = ? FOR UPDATE", [agent_id])
+
+    def _lock_migrations(self, tx: Tx) -> None:
+        tx.q("SELECT pg_advisory_xact_lock(?)", [_MIGRATION_LOCK])
+
+    def _is_unique_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, psycopg.errors.UniqueViolation)
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._listener is not None:
+            self._listener.join(timeout=5)
+        self._pool.close()

@@ -1,0 +1,214 @@
+"""Executes one claimed run: prepare, start, supervise with heartbeats, finish.
+
+Every write is fenced by the run's lease token; if the lease is lost (the
+reaper took the run, or the store moved on) the executor kills the process
+and writes nothing more. Any unexpected failure still ends the run
+``failed`` with a generic ``internal_error``: a claimed run is never left
+hanging by this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from runyard.domain.entities import Agent, Run, RunError, RunOutcome
+from runyard.domain.states import RunStatus
+from runyard.environments.homes import PathEscape, ensure_home, resolve_workdir
+from runyard.errors import SandboxUnavailable
+from runyard.harness.base import Harness, HarnessContext, HarnessRegistry, HarnessUnavailable
+from runyard.sandbox.base import ProcessSpec, Substrate
+from runyard.services.agents import parse_runtime_policy
+from runyard.settings import Settings
+from runyard.store.base import Store
+from runyard.types import now_millis
+
+log = logging.getLogger("runyard.worker")
+
+BASE_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "TERM": "dumb",
+}
+
+
+def failure(code: str, message: str, retryable: bool = False) -> RunOutcome:
+    return RunOutcome(
+        status=RunStatus.FAILED.value,
+        error=RunError(code=code, message=message, retryable=retryable),
+    )
+
+
+class Executor:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        substrate: Substrate,
+        harnesses: HarnessRegistry,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._substrate = substrate
+        self._harnesses = harnesses
+        self._shutdown = asyncio.Event()
+
+    def begin_shutdown(self) -> None:
+        """Kill every run in flight; they end ``failed`` with retryable ``worker_shutdown``."""
+        self._shutdown.set()
+
+    @property
+    def evidence(self) -> dict[str, object]:
+        return {"substrateProvider": self._substrate.name, "stateCandidateCount": 0}
+
+    async def execute(self, run: Run, lease_token: str) -> None:
+        try:
+            await self._execute(run, lease_token)
+        except Exception:
+            log.exception("run %s failed inside the worker", run.id)
+            await self._finish(
+                run,
+                lease_token,
+                failure("internal_error", "runyard failed to execute the run", True),
+            )
+
+    async def _finish(self, run: Run, lease_token: str, outcome: RunOutcome) -> None:
+        outcome = replace(outcome, evidence={**self.evidence, **(outcome.evidence or {})})
+        written = await asyncio.to_thread(
+            self._store.finish_run, run.id, lease_token, outcome, now_millis()
+        )
+        if not written:
+            log.warning("run %s: lease lost before the final write; result dropped", run.id)
+
+    async def _execute(self, run: Run, lease_token: str) -> None:
+        agent = await asyncio.to_thread(
+            self._store.get_agent, run.workspace_id, agent_id=run.agent_id
+        )
+        if agent is None:
+            await self._finish(run, lease_token, failure("agent_deleted", "the agent was deleted"))
+            return
+        try:
+            harness = self._harnesses.get(run.harness_resolved or "")
+            self._substrate.check()
+        except HarnessUnavailable as exc:
+            await self._finish(run, lease_token, failure("harness_unavailable", str(exc)))
+            return
+        except SandboxUnavailable as exc:
+            await self._finish(run, lease_token, failure("sandbox_unavailable", exc.message))
+            return
+        home = await asyncio.to_thread(ensure_home, self._settings.agents_dir, agent.id)
+        try:
+            cwd = await asyncio.to_thread(
+                resolve_workdir, home, run.request.get("workspace"), run.request.get("cwd")
+            )
+        except (PathEscape, OSError) as exc:
+            await self._finish(run, lease_token, failure("invalid_path", str(exc)))
+            return
+        run_dir = self._settings.scratch_dir / run.id
+        try:
+            await self._run_in_sandbox(
+                run, lease_token, agent, harness, home=home, cwd=cwd, run_dir=run_dir
+            )
+        finally:
+            await asyncio.to_thread(shutil.rmtree, run_dir, True)
+
+    async def _run_in_sandbox(
+        self,
+        run: Run,
+        lease_token: str,
+        agent: Agent,
+        harness: Harness,
+        *,
+        home: Path,
+        cwd: str,
+        run_dir: Path,
+    ) -> None:
+        ctx = HarnessContext(run=run, agent=agent, paths=self._substrate.paths(home, run_dir))
+        invocation = harness.invocation(ctx)
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name, data in invocation.files.items():
+            path = run_dir / name
+            path.write_bytes(data)
+            os.chmod(path, 0o600)
+        started = await asyncio.to_thread(
+            self._store.start_run, run.id, lease_token, now_millis(), harness.name, self.evidence
+        )
+        if not started:
+            log.warning("run %s: lease lost before start; not executing", run.id)
+            return
+        env = {
+            **BASE_ENV,
+            **invocation.env,
+            "RUNYARD_RUN_ID": run.id,
+            "RUNYARD_AGENT_ID": agent.id,
+        }
+        spec = ProcessSpec(
+            argv=invocation.argv,
+            home=home,
+            run_dir=run_dir,
+            cwd=cwd,
+            env=env,
+            timeout_seconds=run.timeout_seconds,
+            max_output_bytes=self._settings.max_output_bytes,
+            policy=parse_runtime_policy(agent),
+            stdin=invocation.stdin,
+        )
+        cancel = asyncio.Event()
+        lease = _LeaseKeeper(self._store, self._settings, run.id, lease_token, cancel)
+        keeper = asyncio.create_task(lease.keep())
+        relay = asyncio.create_task(_relay(self._shutdown, cancel))
+        try:
+            result = await self._substrate.run(spec, cancel)
+        finally:
+            keeper.cancel()
+            relay.cancel()
+        if lease.lost:
+            log.warning("run %s: lease lost while running; process killed", run.id)
+            return
+        if result.cancelled and self._shutdown.is_set():
+            outcome = failure("worker_shutdown", "the worker shut down during the run", True)
+        else:
+            outcome = harness.interpret(ctx, result)
+        await self._finish(run, lease_token, outcome)
+
+
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
+
+
+class _LeaseKeeper:
+    """Renews a run's lease; on loss or a cancel request it sets ``cancel``."""
+
+    def __init__(
+        self, store: Store, settings: Settings, run_id: str, token: str, cancel: asyncio.Event
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._run_id = run_id
+        self._token = token
+        self._cancel = cancel
+        self.lost = False
+
+    async def keep(self) -> None:
+        lease_ms = int(self._settings.lease_seconds * 1000)
+        while True:
+            await asyncio.sleep(self._settings.heartbeat_seconds)
+            now = now_millis()
+            try:
+                state = await asyncio.to_thread(
+                    self._store.renew_lease, self._run_id, self._token, now + lease_ms, now
+                )
+            except Exception:
+                log.exception("run %s: heartbeat failed; will retry", self._run_id)
+                continue
+            if not state.held:
+                self.lost = True
+                self._cancel.set()
+                return
+            if state.cancel_requested:
+                self._cancel.set()
