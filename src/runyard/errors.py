@@ -152,3 +152,36 @@ class SandboxUnavailable(RunyardError):
     code = "SANDBOX_UNAVAILABLE"
     status = 503
     retryable = False
+
+
+def _all_subclasses(cls: type[RunyardError]) -> list[type[RunyardError]]:
+    out = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+def error_from_envelope(
+    code: str, status: int, message: str, data: dict[str, Any] | None = None
+) -> RunyardError:
+    """Rebuild the error a server sent (used by the SDK), keeping one error tree.
+
+    The most specific class with the same ``code`` and ``status`` is chosen;
+    an unknown pair becomes a :class:`RemoteError` that carries both.
+    """
+    for cls in _all_subclasses(RunyardError):
+        if cls.code == code and cls.status == status and cls is not RemoteError:
+            return cls(message, data)
+    return RemoteError(message, data, code=code, status=status)
+
+
+class RemoteError(RunyardError):
+    """An error envelope from a server whose code this client does not know."""
+
+    def __init__(
+        self, message: str, data: dict[str, Any] | None = None, *, code: str, status: int
+    ) -> None:
+        super().__init__(message, data)
+        self.remote_code = code
+        self.remote_status = status

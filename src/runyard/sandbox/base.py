@@ -14,16 +14,19 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from runyard.domain.policies import RuntimePolicy
 
 STDERR_TAIL = 16_384
 DRAIN_AFTER_EXIT_S = 0.5
+KILL_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -76,25 +79,59 @@ class Substrate(ABC):
         """Run ``spec`` to completion, timeout or cancellation."""
 
 
-async def _read_capped(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
-    buf = bytearray()
-    truncated = False
-    while chunk := await stream.read(65_536):
-        room = cap - len(buf)
+class _Collector:
+    """Reads one non-blocking pipe from the event loop: keep a head (stdout) or a tail (stderr)."""
+
+    def __init__(self, fd: int, limit: int, keep_tail: bool) -> None:
+        self.fd = fd
+        self.limit = limit
+        self.keep_tail = keep_tail
+        self.buf = bytearray()
+        self.truncated = False
+        self.eof = asyncio.Event()
+        os.set_blocking(fd, False)
+        asyncio.get_running_loop().add_reader(fd, self._on_readable)
+
+    def _on_readable(self) -> None:
+        try:
+            chunk = os.read(self.fd, 65_536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.close()
+            return
+        if self.keep_tail:
+            self.buf += chunk
+            if len(self.buf) > self.limit:
+                del self.buf[: len(self.buf) - self.limit]
+            return
+        room = self.limit - len(self.buf)
         if room > 0:
-            buf += chunk[:room]
+            self.buf += chunk[:room]
         if len(chunk) > room:
-            truncated = True
-    return bytes(buf), truncated
+            self.truncated = True
+
+    def close(self) -> None:
+        if not self.eof.is_set():
+            asyncio.get_running_loop().remove_reader(self.fd)
+            self.eof.set()
 
 
-async def _read_tail(stream: asyncio.StreamReader, keep: int) -> bytes:
-    buf = bytearray()
-    while chunk := await stream.read(65_536):
-        buf += chunk
-        if len(buf) > keep:
-            del buf[: len(buf) - keep]
-    return bytes(buf)
+def _feed_stdin(pipe: IO[bytes], data: bytes) -> None:
+    with contextlib.suppress(BrokenPipeError, OSError):
+        pipe.write(data)
+    with contextlib.suppress(BrokenPipeError, OSError):
+        pipe.close()
+
+
+async def _wait_set(event: asyncio.Event, timeout: float) -> bool:
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        return False
+    return True
 
 
 def kill_group(pid: int) -> None:
@@ -113,49 +150,64 @@ async def supervise(
     cancel: asyncio.Event,
     kill_tree: Callable[[int], None] = kill_group,
 ) -> ProcessResult:
-    """Spawn ``argv`` in a new session and supervise it as described above."""
+    """Spawn ``argv`` in a new session and supervise it as described above.
+
+    The main process's exit is observed through a pidfd, not through pipe
+    closure, so a background child that keeps stdout open cannot stall the
+    run: when the main process ends, the rest of its tree is killed and the
+    pipes get a short grace to drain.
+    """
+    loop = asyncio.get_running_loop()
     started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
+    proc = subprocess.Popen(
+        argv,
         cwd=cwd,
         env=env,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         start_new_session=True,
     )
     assert proc.stdout is not None and proc.stderr is not None
-    out_task = asyncio.create_task(_read_capped(proc.stdout, max_output_bytes))
-    err_task = asyncio.create_task(_read_tail(proc.stderr, STDERR_TAIL))
+    pidfd = os.pidfd_open(proc.pid)
+    exited = asyncio.Event()
+    loop.add_reader(pidfd, exited.set)
+    out = _Collector(proc.stdout.fileno(), max_output_bytes, keep_tail=False)
+    err = _Collector(proc.stderr.fileno(), STDERR_TAIL, keep_tail=True)
+    feeder = None
     if stdin is not None and proc.stdin is not None:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            proc.stdin.write(stdin)
-            await proc.stdin.drain()
-        proc.stdin.close()
-    wait_task = asyncio.create_task(proc.wait())
-    cancel_task = asyncio.create_task(cancel.wait())
+        feeder = asyncio.create_task(asyncio.to_thread(_feed_stdin, proc.stdin, stdin))
+    timed_out = cancelled = False
     try:
+        stopper = asyncio.create_task(cancel.wait())
+        waiter = asyncio.create_task(exited.wait())
         done, _ = await asyncio.wait(
-            {wait_task, cancel_task}, timeout=timeout_seconds, return_when=asyncio.FIRST_COMPLETED
+            {waiter, stopper}, timeout=timeout_seconds, return_when=asyncio.FIRST_COMPLETED
         )
+        for task in (stopper, waiter):
+            task.cancel()
         timed_out = not done
-        cancelled = cancel_task in done and wait_task not in done
+        cancelled = bool(done) and not exited.is_set()
     finally:
         # Whatever happened, nothing of the run survives it.
         kill_tree(proc.pid)
-        cancel_task.cancel()
-    exit_code = await wait_task
-    # Pipes may be held open by a grandchild that escaped the group; do not wait forever.
-    done_io, pending_io = await asyncio.wait({out_task, err_task}, timeout=DRAIN_AFTER_EXIT_S)
-    for task in pending_io:
-        task.cancel()
-    stdout, truncated = out_task.result() if out_task in done_io else (b"", False)
-    stderr = err_task.result() if err_task in done_io else b""
+        await _wait_set(exited, KILL_WAIT_S)
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        exit_code = proc.wait()
+        await _wait_set(out.eof, DRAIN_AFTER_EXIT_S)
+        await _wait_set(err.eof, DRAIN_AFTER_EXIT_S)
+        out.close()
+        err.close()
+        proc.stdout.close()
+        proc.stderr.close()
+        if feeder is not None:
+            feeder.cancel()
     return ProcessResult(
         exit_code=None if (timed_out or cancelled) else exit_code,
-        stdout=stdout,
-        stdout_truncated=truncated,
-        stderr_tail=stderr,
+        stdout=bytes(out.buf),
+        stdout_truncated=out.truncated,
+        stderr_tail=bytes(err.buf),
         timed_out=timed_out,
         cancelled=cancelled,
         duration_ms=int((time.monotonic() - started) * 1000),

@@ -9,6 +9,7 @@ or disk policy; runyard uses it only when it is chosen explicitly.
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 from runyard.sandbox.base import ProcessResult, ProcessSpec, SandboxPaths, Substrate, supervise
@@ -16,6 +17,12 @@ from runyard.sandbox.base import ProcessResult, ProcessSpec, SandboxPaths, Subst
 
 class ProcessSubstrate(Substrate):
     name = "process"
+
+    def __init__(self) -> None:
+        # setpriv (util-linux) makes the child get SIGKILL if the worker dies,
+        # without a preexec_fn (unsafe in a threaded process).
+        setpriv = shutil.which("setpriv")
+        self._die_with_parent = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
     def check(self) -> None:
         """Always available: it needs nothing but fork and exec."""
@@ -26,7 +33,7 @@ class ProcessSubstrate(Substrate):
     async def run(self, spec: ProcessSpec, cancel: asyncio.Event) -> ProcessResult:
         env = {**spec.env, "HOME": str(spec.home)}
         return await supervise(
-            spec.argv,
+            [*self._die_with_parent, *spec.argv],
             cwd=spec.home / spec.cwd,
             env=env,
             stdin=spec.stdin,
