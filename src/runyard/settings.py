@@ -39,6 +39,17 @@ def _env_float(env: dict[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _env_flag(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be on or off, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the API, the worker and the store need to start."""
@@ -47,7 +58,11 @@ class Settings:
     database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
-    substrate: str = "process"
+    substrate: str = "bwrap"
+    sandbox_cgroups: bool = True
+    disk_quota: bool = True
+    mount_root: Path = Path("/run/runyard")
+    egress_allow_private: bool = False
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     worker_slots: int = 8
     lease_seconds: float = 30.0
@@ -107,7 +122,11 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
         database_url=env.get("RUNYARD_DATABASE_URL") or None,
         host=env.get("RUNYARD_HOST", "127.0.0.1"),
         port=_env_int(env, "RUNYARD_PORT", DEFAULT_PORT),
-        substrate=env.get("RUNYARD_SANDBOX", "process"),
+        substrate=env.get("RUNYARD_SANDBOX", "bwrap"),
+        sandbox_cgroups=_env_flag(env, "RUNYARD_SANDBOX_CGROUPS", True),
+        disk_quota=_env_flag(env, "RUNYARD_DISK_QUOTA", True),
+        mount_root=Path(env.get("RUNYARD_MOUNT_ROOT", "/run/runyard")),
+        egress_allow_private=_env_flag(env, "RUNYARD_EGRESS_ALLOW_PRIVATE", False),
         worker_slots=_env_int(env, "RUNYARD_WORKER_SLOTS", 8),
         lease_seconds=_env_float(env, "RUNYARD_LEASE_SECONDS", 30.0),
         heartbeat_seconds=_env_float(env, "RUNYARD_HEARTBEAT_SECONDS", 5.0),

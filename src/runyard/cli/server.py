@@ -21,9 +21,9 @@ import uvicorn
 
 from runyard.api.app import create_app
 from runyard.domain.entities import KeyKind
-from runyard.errors import RunyardError
+from runyard.errors import RunyardError, SandboxUnavailable
 from runyard.harness import build_registry
-from runyard.sandbox import build_substrate
+from runyard.sandbox import Substrate, build_substrate
 from runyard.services.container import Services
 from runyard.settings import Settings, load_settings
 from runyard.store import Store, open_store
@@ -77,13 +77,13 @@ def bootstrap(services: Services, settings: Settings) -> str | None:
     return secret
 
 
-async def run_processes(settings: Settings, services: Services, api: bool, worker: bool) -> None:
+async def run_processes(
+    settings: Settings, services: Services, substrate: Substrate | None, api: bool
+) -> None:
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     server: uvicorn.Server | None = None
-    if worker:
-        substrate = build_substrate(settings.substrate)
-        substrate.check()
+    if substrate is not None:
         executor = Executor(services.store, settings, substrate, build_registry())
         tasks.append(
             asyncio.create_task(
@@ -119,8 +119,20 @@ def _start(settings: Settings, api: bool, worker: bool, first_start: bool) -> No
         raise _fail(err) from err
     services = Services.build(settings, store)
     try:
+        substrate = None
         if worker:
-            build_substrate(settings.substrate).check()
+            substrate = build_substrate(settings)
+            try:
+                substrate.check()
+            except SandboxUnavailable as err:
+                typer.echo(
+                    f"runyard: the {settings.substrate} sandbox cannot start: {err.message}\n"
+                    "runyard never runs agents with weaker isolation than configured;"
+                    " fix the above, or choose the development-only substrate explicitly"
+                    " with --sandbox process.",
+                    err=True,
+                )
+                raise typer.Exit(code=3) from err
         if first_start:
             secret = bootstrap(services, settings)
             if secret is not None:
@@ -132,7 +144,7 @@ def _start(settings: Settings, api: bool, worker: bool, first_start: bool) -> No
         typer.echo(f"runyard {' + '.join(parts)} on {where}; sandbox: {settings.substrate}")
         if api:
             typer.echo(f"listening on {settings.base_url}")
-        asyncio.run(run_processes(settings, services, api, worker))
+        asyncio.run(run_processes(settings, services, substrate, api))
     except RunyardError as err:
         raise _fail(err) from err
     finally:

@@ -1,7 +1,8 @@
-"""The on-disk layout of agent homes and the safe resolution of run working directories.
+"""The safe resolution of a run's working directory inside the agent's home.
 
-Each agent's persistent home is ``<data>/agents/<agent id>/home``. A run's
-working directory is ``home/<workspace>/<cwd>``; both parts were validated as
+Where homes live is the substrate's business (:mod:`runyard.sandbox.volumes`);
+this module only resolves ``workspace``/``cwd``. A run's working directory
+is ``home/<workspace>/<cwd>``; both parts were validated as
 safe relative paths at the API, and here the resolved directory is checked
 to stay inside the home after following symlinks that the agent may have
 planted.
@@ -10,26 +11,11 @@ planted.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 
 class PathEscape(ValueError):
     """A working directory resolved outside the agent's home."""
-
-
-def home_of(agents_dir: Path, agent_id: str) -> Path:
-    return agents_dir / agent_id / "home"
-
-
-def ensure_home(agents_dir: Path, agent_id: str) -> Path:
-    home = home_of(agents_dir, agent_id)
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return home
-
-
-def remove_environment(agents_dir: Path, agent_id: str) -> None:
-    shutil.rmtree(agents_dir / agent_id, ignore_errors=True)
 
 
 def resolve_workdir(home: Path, workspace: str | None, cwd: str | None) -> str:

@@ -1,6 +1,7 @@
 """Moves environments through their lifecycle: ``pending → provisioning → ready``.
 
-The worker runs this loop. Provisioning today creates the agent's home;
+The worker runs this loop. Provisioning creates (and, under bwrap as root,
+mounts) the agent's home volume through the substrate;
 reconciliation applies harness changes (``runtimeReconciliation.status``
 ``pending → applied``). Each step is a conditional update on the current
 status, so two workers never provision the same environment twice.
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 from runyard.domain.entities import Agent
-from runyard.environments.homes import ensure_home
+from runyard.sandbox.base import Substrate
+from runyard.services.agents import parse_runtime_policy
 from runyard.store.base import Store
 from runyard.types import now_millis
 
@@ -21,9 +22,9 @@ log = logging.getLogger("runyard.environments")
 
 
 class Provisioner:
-    def __init__(self, store: Store, agents_dir: Path) -> None:
+    def __init__(self, store: Store, substrate: Substrate) -> None:
         self._store = store
-        self._agents_dir = agents_dir
+        self._substrate = substrate
 
     def step(self) -> int:
         """Do one round of pending work; returns how many environments changed."""
@@ -41,7 +42,7 @@ class Provisioner:
         ):
             return 0
         try:
-            ensure_home(self._agents_dir, agent.id)
+            self._substrate.prepare_home(agent.id, parse_runtime_policy(agent))
         except OSError as exc:
             log.warning("provisioning %s failed: %s", agent.id, exc)
             self._store.set_environment(
@@ -50,7 +51,7 @@ class Provisioner:
                 {
                     "env_status": "failed",
                     "env_attention": "required",
-                    "env_last_error": f"cannot create the agent's home: {exc.strerror}",
+                    "env_last_error": f"cannot create the agent's home: {exc}",
                 },
                 now_millis(),
             )

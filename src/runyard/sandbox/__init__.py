@@ -10,14 +10,31 @@ from __future__ import annotations
 
 from runyard.errors import SandboxUnavailable
 from runyard.sandbox.base import Substrate
+from runyard.sandbox.volumes import HomeVolumes, instance_root
+from runyard.settings import Settings
 
 
-def build_substrate(name: str) -> Substrate:
-    if name == "process":
+def build_substrate(settings: Settings) -> Substrate:
+    """The configured substrate; never a weaker one than asked for."""
+    scratch = settings.scratch_dir
+    if settings.substrate == "process":
         from runyard.sandbox.process import ProcessSubstrate
 
-        return ProcessSubstrate()
-    raise SandboxUnavailable(f"sandbox substrate {name!r} is not available in this build")
+        volumes = HomeVolumes(settings.data_dir, scratch, quota=False, mounted=False)
+        return ProcessSubstrate(volumes, scratch)
+    if settings.substrate == "bwrap":
+        from runyard.sandbox.bwrap import BwrapSubstrate
+        from runyard.sandbox.cgroups import CgroupManager
+        from runyard.sandbox.egress import EgressProxy
+
+        root = instance_root(settings.mount_root, settings.data_dir)
+        return BwrapSubstrate(
+            HomeVolumes(settings.data_dir, root, quota=settings.disk_quota),
+            scratch,
+            egress=EgressProxy(allow_private=settings.egress_allow_private),
+            cgroups=CgroupManager() if settings.sandbox_cgroups else None,
+        )
+    raise SandboxUnavailable(f"unknown sandbox substrate {settings.substrate!r}")
 
 
 __all__ = ["Substrate", "build_substrate"]

@@ -18,11 +18,12 @@ import subprocess
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
 from runyard.domain.policies import RuntimePolicy
+from runyard.sandbox.volumes import HomeVolumes
 
 STDERR_TAIL = 16_384
 DRAIN_AFTER_EXIT_S = 0.5
@@ -48,6 +49,9 @@ class ProcessSpec:
     max_output_bytes: int
     policy: RuntimePolicy = field(default_factory=RuntimePolicy)
     stdin: bytes | None = None
+    agent_id: str = ""
+    run_id: str = ""
+    ephemeral_home: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,12 +63,39 @@ class ProcessResult:
     timed_out: bool
     cancelled: bool
     duration_ms: int
+    evidence: dict[str, object] = field(default_factory=dict)
+
+    def with_evidence(self, evidence: dict[str, object]) -> ProcessResult:
+        return replace(self, evidence={**self.evidence, **evidence})
 
 
 class Substrate(ABC):
-    """One way of isolating a run. ``name`` is recorded as ``evidence.substrateProvider``."""
+    """One way of isolating a run. ``name`` is recorded as ``evidence.substrateProvider``.
+
+    A substrate also owns where agents' homes and runs' private directories
+    live on the host, because that depends on how it isolates them.
+    """
 
     name: str
+
+    def __init__(self, volumes: HomeVolumes, scratch: Path) -> None:
+        self.volumes = volumes
+        self.scratch = scratch
+
+    def prepare_home(self, agent_id: str, policy: RuntimePolicy) -> Path:
+        """Create (and mount) the agent's persistent home; idempotent."""
+        limits = policy.resource_limits
+        return self.volumes.ensure(agent_id, limits.disk_gib, self.owner_of(agent_id))
+
+    def remove_home(self, agent_id: str) -> None:
+        self.volumes.remove(agent_id)
+
+    def run_dir(self, run_id: str) -> Path:
+        return (self.volumes.runs_dir() or self.scratch) / run_id
+
+    def shutdown(self) -> None:
+        """Release host resources (mounted homes) when the worker stops."""
+        self.volumes.release_all()
 
     @abstractmethod
     def check(self) -> None:
@@ -73,6 +104,10 @@ class Substrate(ABC):
     @abstractmethod
     def paths(self, spec_home: Path, run_dir: Path) -> SandboxPaths:
         """The inside view of the home and run directory."""
+
+    def owner_of(self, agent_id: str) -> int | None:
+        """The host uid that must own the agent's home and run files (None: ours)."""
+        return None
 
     @abstractmethod
     async def run(self, spec: ProcessSpec, cancel: asyncio.Event) -> ProcessResult:
@@ -149,6 +184,7 @@ async def supervise(
     max_output_bytes: int,
     cancel: asyncio.Event,
     kill_tree: Callable[[int], None] = kill_group,
+    pass_fds: tuple[int, ...] = (),
 ) -> ProcessResult:
     """Spawn ``argv`` in a new session and supervise it as described above.
 
@@ -167,6 +203,7 @@ async def supervise(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        pass_fds=pass_fds,
     )
     assert proc.stdout is not None and proc.stderr is not None
     pidfd = os.pidfd_open(proc.pid)

@@ -13,12 +13,14 @@ import shutil
 from pathlib import Path
 
 from runyard.sandbox.base import ProcessResult, ProcessSpec, SandboxPaths, Substrate, supervise
+from runyard.sandbox.volumes import HomeVolumes
 
 
 class ProcessSubstrate(Substrate):
     name = "process"
 
-    def __init__(self) -> None:
+    def __init__(self, volumes: HomeVolumes, scratch: Path) -> None:
+        super().__init__(volumes, scratch)
         # setpriv (util-linux) makes the child get SIGKILL if the worker dies,
         # without a preexec_fn (unsafe in a threaded process).
         setpriv = shutil.which("setpriv")
@@ -32,7 +34,7 @@ class ProcessSubstrate(Substrate):
 
     async def run(self, spec: ProcessSpec, cancel: asyncio.Event) -> ProcessResult:
         env = {**spec.env, "HOME": str(spec.home)}
-        return await supervise(
+        result = await supervise(
             [*self._die_with_parent, *spec.argv],
             cwd=spec.home / spec.cwd,
             env=env,
@@ -41,3 +43,4 @@ class ProcessSubstrate(Substrate):
             max_output_bytes=spec.max_output_bytes,
             cancel=cancel,
         )
+        return result.with_evidence({"cgroup": False, "isolation": "none (development only)"})

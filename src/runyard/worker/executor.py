@@ -17,8 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from runyard.domain.entities import Agent, Run, RunError, RunOutcome
+from runyard.domain.policies import RuntimePolicy
 from runyard.domain.states import RunStatus
-from runyard.environments.homes import PathEscape, ensure_home, resolve_workdir
+from runyard.environments.homes import PathEscape, resolve_workdir
 from runyard.errors import SandboxUnavailable
 from runyard.harness.base import Harness, HarnessContext, HarnessRegistry, HarnessUnavailable
 from runyard.sandbox.base import ProcessSpec, Substrate
@@ -34,6 +35,26 @@ BASE_ENV = {
     "LANG": "C.UTF-8",
     "TERM": "dumb",
 }
+
+
+def _make_private_dir(path: Path, owner: int | None) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if owner is not None:
+        os.chown(path, owner, owner)
+
+
+def policy_evidence(policy: RuntimePolicy) -> dict[str, object]:
+    """The runtime policy a run was executed under, as recorded in its evidence."""
+    limits = policy.resource_limits
+    return {
+        "networkMode": policy.network_policy.mode.value,
+        "allowList": policy.network_policy.allow_list,
+        "memoryMiB": limits.memory_mib,
+        "cpus": limits.cpus,
+        "pids": limits.pids,
+        "diskGiB": limits.disk_gib,
+        "persistent": policy.storage_policy.persistent,
+    }
 
 
 def failure(code: str, message: str, retryable: bool = False) -> RunOutcome:
@@ -56,6 +77,10 @@ class Executor:
         self._substrate = substrate
         self._harnesses = harnesses
         self._shutdown = asyncio.Event()
+
+    @property
+    def substrate(self) -> Substrate:
+        return self._substrate
 
     def begin_shutdown(self) -> None:
         """Kill every run in flight; they end ``failed`` with retryable ``worker_shutdown``."""
@@ -100,18 +125,43 @@ class Executor:
         except SandboxUnavailable as exc:
             await self._finish(run, lease_token, failure("sandbox_unavailable", exc.message))
             return
-        home = await asyncio.to_thread(ensure_home, self._settings.agents_dir, agent.id)
+        policy = parse_runtime_policy(agent)
+        owner = self._substrate.owner_of(agent.id)
+        run_dir = self._substrate.run_dir(run.id)
+        ephemeral = not policy.storage_policy.persistent
         try:
-            cwd = await asyncio.to_thread(
-                resolve_workdir, home, run.request.get("workspace"), run.request.get("cwd")
-            )
-        except (PathEscape, OSError) as exc:
-            await self._finish(run, lease_token, failure("invalid_path", str(exc)))
-            return
-        run_dir = self._settings.scratch_dir / run.id
-        try:
+            await asyncio.to_thread(_make_private_dir, run_dir, owner)
+            if ephemeral:
+                home = run_dir / "home"
+                await asyncio.to_thread(_make_private_dir, home, owner)
+            else:
+                try:
+                    home = await asyncio.to_thread(self._substrate.prepare_home, agent.id, policy)
+                except OSError as exc:
+                    log.warning("run %s: cannot prepare the home of %s: %s", run.id, agent.id, exc)
+                    await self._finish(
+                        run,
+                        lease_token,
+                        failure("environment_failed", "the agent's home could not be prepared"),
+                    )
+                    return
+            try:
+                cwd = await asyncio.to_thread(
+                    resolve_workdir, home, run.request.get("workspace"), run.request.get("cwd")
+                )
+            except (PathEscape, OSError) as exc:
+                await self._finish(run, lease_token, failure("invalid_path", str(exc)))
+                return
             await self._run_in_sandbox(
-                run, lease_token, agent, harness, home=home, cwd=cwd, run_dir=run_dir
+                run,
+                lease_token,
+                agent,
+                harness,
+                home=home,
+                cwd=cwd,
+                run_dir=run_dir,
+                ephemeral=ephemeral,
+                owner=owner,
             )
         finally:
             await asyncio.to_thread(shutil.rmtree, run_dir, True)
@@ -126,14 +176,18 @@ class Executor:
         home: Path,
         cwd: str,
         run_dir: Path,
+        ephemeral: bool,
+        owner: int | None,
     ) -> None:
         ctx = HarnessContext(run=run, agent=agent, paths=self._substrate.paths(home, run_dir))
         invocation = harness.invocation(ctx)
-        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for name, data in invocation.files.items():
             path = run_dir / name
             path.write_bytes(data)
             os.chmod(path, 0o600)
+            if owner is not None:
+                os.chown(path, owner, owner)
+        policy = parse_runtime_policy(agent)
         started = await asyncio.to_thread(
             self._store.start_run, run.id, lease_token, now_millis(), harness.name, self.evidence
         )
@@ -154,8 +208,11 @@ class Executor:
             env=env,
             timeout_seconds=run.timeout_seconds,
             max_output_bytes=self._settings.max_output_bytes,
-            policy=parse_runtime_policy(agent),
+            policy=policy,
             stdin=invocation.stdin,
+            agent_id=agent.id,
+            run_id=run.id,
+            ephemeral_home=ephemeral,
         )
         cancel = asyncio.Event()
         lease = _LeaseKeeper(self._store, self._settings, run.id, lease_token, cancel)
@@ -173,7 +230,8 @@ class Executor:
             outcome = failure("worker_shutdown", "the worker shut down during the run", True)
         else:
             outcome = harness.interpret(ctx, result)
-        await self._finish(run, lease_token, outcome)
+        evidence = {"policy": policy_evidence(policy), **result.evidence}
+        await self._finish(run, lease_token, replace(outcome, evidence=evidence))
 
 
 async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:

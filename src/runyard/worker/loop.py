@@ -39,7 +39,7 @@ class Worker:
         self._signals = signals
         self._grace = shutdown_grace
         self._inflight: set[asyncio.Task[None]] = set()
-        self._provisioner = Provisioner(store, settings.agents_dir)
+        self._provisioner = Provisioner(store, executor.substrate)
 
     async def run(self, stop: asyncio.Event) -> None:
         helpers = [
