@@ -154,6 +154,37 @@ class SandboxUnavailable(RunyardError):
     retryable = False
 
 
+# ---- failures a client sees without a server answer (raised by the SDK) ------
+
+
+class ClientFailure(RunyardError):
+    """Base of the failures the SDK detects itself, before or without a runyard answer."""
+
+    code = "CLIENT_FAILURE"
+    status = 0
+
+
+class ConnectionFailed(ClientFailure):
+    """runyard could not be reached (refused, DNS, reset, TLS)."""
+
+    code = "CONNECTION_FAILED"
+    retryable = True
+
+
+class RequestTimedOut(ClientFailure):
+    """runyard accepted the connection but did not answer within the client timeout."""
+
+    code = "CLIENT_TIMEOUT"
+    retryable = True
+
+
+class UnexpectedResponse(ClientFailure):
+    """The server answered with something that is not a runyard JSON document."""
+
+    code = "UNEXPECTED_RESPONSE"
+    retryable = False
+
+
 def _all_subclasses(cls: type[RunyardError]) -> list[type[RunyardError]]:
     out = []
     for sub in cls.__subclasses__():

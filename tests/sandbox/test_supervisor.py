@@ -28,7 +28,8 @@ def run(script: str, tmp_path: Path, timeout: float = 10, cap: int = 1 << 20) ->
 
 
 def alive(marker: str) -> bool:
-    return subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
+    done = subprocess.run(["pgrep", "-f", marker], capture_output=True, check=False)
+    return done.returncode == 0
 
 
 def test_exit_code_and_output(tmp_path: Path) -> None:

@@ -79,7 +79,9 @@ def test_harness_rules() -> None:
     with pytest.raises(ValueError, match="only once"):
         check_harness_targets([_t("shell", "default"), _t("shell")])
     with pytest.raises(ValidationError, match="unknown harness"):
-        HarnessUpdate.model_validate({"harnessTargets": [{"harnessName": "nope", "role": "default"}]})
+        HarnessUpdate.model_validate(
+            {"harnessTargets": [{"harnessName": "nope", "role": "default"}]}
+        )
     assert check_harness_targets([]) == []
 
 

@@ -14,21 +14,20 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 
-from runyard.api.app import create_app
 from runyard.domain.entities import KeyKind
 from runyard.errors import RunyardError, SandboxUnavailable
-from runyard.harness import build_registry
-from runyard.sandbox import Substrate, build_substrate
-from runyard.services.container import Services
 from runyard.settings import Settings, load_settings
-from runyard.store import Store, open_store
-from runyard.worker.executor import Executor
-from runyard.worker.loop import Worker
+
+# The server stack (uvicorn, FastAPI, stores, sandboxes) is imported inside
+# the commands that need it, so client commands of the same CLI start fast.
+if TYPE_CHECKING:
+    from runyard.sandbox import Substrate
+    from runyard.services.container import Services
+    from runyard.store import Store
 
 log = logging.getLogger("runyard")
 
@@ -47,6 +46,8 @@ SandboxOpt = Annotated[
 
 
 def _open(settings: Settings) -> Store:
+    from runyard.store import open_store
+
     store = open_store(settings.database_url, settings.sqlite_path)
     store.migrate()
     return store
@@ -80,6 +81,13 @@ def bootstrap(services: Services, settings: Settings) -> str | None:
 async def run_processes(
     settings: Settings, services: Services, substrate: Substrate | None, api: bool
 ) -> None:
+    import uvicorn
+
+    from runyard.api.app import create_app
+    from runyard.harness import build_registry
+    from runyard.worker.executor import Executor
+    from runyard.worker.loop import Worker
+
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     server: uvicorn.Server | None = None
@@ -113,6 +121,9 @@ def _start(settings: Settings, api: bool, worker: bool, first_start: bool) -> No
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from runyard.sandbox import build_substrate
+    from runyard.services.container import Services
+
     try:
         store = _open(settings)
     except RunyardError as err:
@@ -207,6 +218,8 @@ def create_workspace(
     slug: str, data_dir: DataDirOpt = None, database_url: DatabaseOpt = None
 ) -> None:
     """Create a workspace and print its first workspace key as JSON."""
+    from runyard.services.container import Services
+
     settings = load_settings(data_dir=data_dir, database_url=database_url)
     try:
         store = _open(settings)
@@ -231,6 +244,8 @@ def create_key(
     if kind not in ("workspace", "user"):
         typer.echo("runyard: --kind must be workspace or user", err=True)
         raise typer.Exit(code=2)
+    from runyard.services.container import Services
+
     settings = load_settings(data_dir=data_dir, database_url=database_url)
     try:
         store = _open(settings)

@@ -1,0 +1,111 @@
+"""The two clients: :class:`Client` (blocking) and :class:`AsyncClient` (asyncio).
+
+Both inherit every API method from :class:`~runyard.sdk.operations.Operations`
+and only say how a request is sent: each drives a plan, sending its requests
+over an ``httpx`` client whose transport can be injected (for example
+``httpx.ASGITransport(create_app(services))`` to call the app in-process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from runyard.errors import RunyardError
+from runyard.sdk.core import Document, Done, Plan, advance, parse_response, transport_failure
+from runyard.sdk.operations import DEFAULT_TIMEOUT, Operations
+
+
+class Client(Operations[Document]):
+    """Blocking client of the native API; methods return the wire documents."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        workspace: str = "default",
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(base_url, api_key, workspace, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=self._headers, transport=transport, timeout=timeout
+        )
+
+    def _drive(self, plan: Plan) -> Document:
+        step = advance(plan, None)
+        while not isinstance(step, Done):
+            outcome: Document | RunyardError
+            try:
+                response = self._http.request(**step.httpx_kwargs(self.timeout))
+                outcome = parse_response(response)
+            except httpx.HTTPError as exc:
+                outcome = transport_failure(exc, self.base_url)
+            except RunyardError as err:
+                outcome = err
+            step = advance(plan, outcome)
+        return step.result
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncClient(Operations[Coroutine[Any, Any, Document]]):
+    """Asyncio client of the native API; methods return coroutines of the wire documents."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        workspace: str = "default",
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(base_url, api_key, workspace, timeout=timeout)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=self._headers, transport=transport, timeout=timeout
+        )
+
+    async def _drive(self, plan: Plan) -> Document:
+        step = advance(plan, None)
+        while not isinstance(step, Done):
+            outcome: Document | RunyardError
+            try:
+                response = await self._http.request(**step.httpx_kwargs(self.timeout))
+                outcome = parse_response(response)
+            except httpx.HTTPError as exc:
+                outcome = transport_failure(exc, self.base_url)
+            except RunyardError as err:
+                outcome = err
+            step = advance(plan, outcome)
+        return step.result
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
