@@ -20,7 +20,13 @@ from runyard.services.container import Services
 
 
 class BodyLimit:
-    """Reject request bodies over ``limit`` bytes with 413 in the surface's envelope."""
+    """Reject request bodies over ``limit`` bytes with 413 in the surface's envelope.
+
+    A declared ``Content-Length`` over the limit is refused before reading.
+    Otherwise (chunked bodies, lying lengths) the body is read here, up to the
+    limit, and replayed to the app: the 413 is decided before any handler or
+    body parser runs, so it cannot be re-labelled as a parse error.
+    """
 
     def __init__(self, app: ASGIApp, limit: int, renderers: SurfaceRenderers) -> None:
         self.app = app
@@ -35,23 +41,38 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._reject(scope, receive, send)
             return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        body = bytearray()
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise PayloadTooLarge(f"request body is larger than {self.limit} bytes")
-            return message
-
-        await self.app(scope, limited, send)
+            if message["type"] != "http.request":
+                # The client went away before sending its body: let the app see that.
+                await self.app(scope, _replay([message], receive), send)
+                return
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                await self._reject(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        whole: Message = {"type": "http.request", "body": bytes(body), "more_body": False}
+        await self.app(scope, _replay([whole], receive), send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         err = PayloadTooLarge(f"request body is larger than {self.limit} bytes")
         response = self.renderers.for_path(scope.get("path", ""))(err)
         await response(scope, receive, send)
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that first returns ``messages``, then defers to the real one."""
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
 
 
 def create_app(services: Services) -> FastAPI:

@@ -24,6 +24,8 @@ log = logging.getLogger("runyard.api")
 
 Renderer = Callable[[RunyardError], JSONResponse]
 
+_VALUE_ERROR_PREFIX = "Value error, "
+
 _HTTP_CODES = {
     400: BadRequest,
     404: NotFound,
@@ -46,14 +48,24 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc if p != "body") or "body"
 
 
+def _message(error: dict[str, Any]) -> str:
+    """Pydantic's message without its ``"Value error, "`` prefix: our own rules read cleanly."""
+    msg = str(error.get("msg", ""))
+    if error.get("type") == "value_error" and msg.startswith(_VALUE_ERROR_PREFIX):
+        return msg[len(_VALUE_ERROR_PREFIX) :]
+    return msg
+
+
 def _validation(exc: RequestValidationError) -> RunyardError:
     errors = [
-        {"field": _loc(tuple(e.get("loc", ()))), "message": e.get("msg", ""), "type": e.get("type")}
+        {"field": _loc(tuple(e.get("loc", ()))), "message": _message(e), "type": e.get("type")}
         for e in exc.errors()
     ]
     first = errors[0] if errors else {"field": "body", "message": "invalid request"}
     if first.get("type") == "json_invalid":
         return BadRequest("request body is not valid JSON", {"errors": errors})
+    if first.get("type") == "missing" and first["field"] == "body":
+        return BadRequest("a JSON request body is required", {"errors": errors})
     message = f"{first['field']}: {first['message']}"
     return BadRequest(message, {"errors": errors})
 

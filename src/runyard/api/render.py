@@ -66,8 +66,28 @@ def key_doc(key: ApiKey) -> dict[str, Any]:
     }
 
 
+def _only(shape: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
+    """``shape``'s keys, filled from ``stored``: a harness cannot widen the public document."""
+    stored = stored or {}
+    return {key: stored.get(key, default) for key, default in shape.items()}
+
+
+def public_evidence(stored: dict[str, Any] | None) -> dict[str, Any]:
+    """Only the evidence fields the reference publishes.
+
+    Workers record more (isolation details, cgroup and egress statistics,
+    the applied policy); that stays in the store for operators and is never
+    part of the public run document.
+    """
+    stored = stored or {}
+    return {
+        "stateCandidateCount": stored.get("stateCandidateCount", 0),
+        "substrateProvider": stored.get("substrateProvider"),
+    }
+
+
 def run_doc(run: Run) -> dict[str, Any]:
-    evidence = {"stateCandidateCount": 0, "substrateProvider": None, **(run.evidence or {})}
+    evidence = public_evidence(run.evidence)
     return {
         "id": run.id,
         "agentId": run.agent_id,
@@ -88,8 +108,8 @@ def run_doc(run: Run) -> dict[str, Any]:
             "retryable": run.error.retryable,
         },
         "warnings": run.warnings,
-        "tokenUsage": {**EMPTY_TOKEN_USAGE, **(run.token_usage or {})},
-        "toolUsage": {**EMPTY_TOOL_USAGE, **(run.tool_usage or {})},
+        "tokenUsage": _only(EMPTY_TOKEN_USAGE, run.token_usage),
+        "toolUsage": _only(EMPTY_TOOL_USAGE, run.tool_usage),
         "evidence": evidence,
     }
 

@@ -29,9 +29,14 @@ _DOMAIN_RE = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2
 
 
 class Strict(BaseModel):
-    """Base for wire models: unknown fields are an error, never dropped."""
+    """Base for wire models: unknown fields are an error, never dropped.
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    Types are strict too: ``"5"`` is not an integer and ``1`` is not a
+    boolean. Enum fields opt back into matching their string values
+    (``Field(strict=False)``), since JSON has no enum type.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
 class ModelPolicy(Strict):
@@ -47,7 +52,7 @@ class HarnessRole(StrEnum):
 class HarnessTarget(Strict):
     harness_name: str = Field(alias="harnessName", min_length=1, max_length=64)
     enabled: bool = True
-    role: HarnessRole = HarnessRole.AVAILABLE
+    role: HarnessRole = Field(default=HarnessRole.AVAILABLE, strict=False)
 
     @field_validator("harness_name")
     @classmethod
@@ -98,7 +103,7 @@ class NetworkMode(StrEnum):
 
 
 class NetworkPolicy(Strict):
-    mode: NetworkMode = NetworkMode.DENY_ALL
+    mode: NetworkMode = Field(default=NetworkMode.DENY_ALL, strict=False)
     allow_list: list[Annotated[str, Field(max_length=253)]] = Field(
         default_factory=list, alias="allowList", max_length=256
     )

@@ -34,9 +34,15 @@ def _name_or_error(value: str) -> str:
     value = value.strip()
     if not value:
         raise ValueError("name must not be empty")
-    if not slugify(value):
-        raise ValueError("name must contain at least one letter or digit")
     return value
+
+
+def _derivable_slug(name: str | None, slug: str | None) -> None:
+    if name is not None and slug is None and not slugify(name):
+        raise ValueError(
+            "cannot derive a slug from this name (it has no ASCII letters or digits);"
+            " pass 'slug' as well"
+        )
 
 
 class AgentCreate(Strict):
@@ -55,6 +61,11 @@ class AgentCreate(Strict):
     @classmethod
     def _targets(cls, value: list[HarnessTarget] | None) -> list[HarnessTarget] | None:
         return None if value is None else check_harness_targets(value)
+
+    @model_validator(mode="after")
+    def _slug_known(self) -> AgentCreate:
+        _derivable_slug(self.name, self.slug)
+        return self
 
 
 class AgentPatch(Strict):
@@ -76,6 +87,11 @@ class AgentPatch(Strict):
             raise ValueError(
                 "the patch changes nothing: give name, slug, modelPolicy or runtimePolicy"
             )
+        for name in sorted(self.model_fields_set):
+            if getattr(self, name) is None:
+                alias = type(self).model_fields[name].alias or name
+                raise ValueError(f"{alias} must not be null")
+        _derivable_slug(self.name, self.slug)
         return self
 
 

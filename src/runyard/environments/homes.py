@@ -18,15 +18,34 @@ class PathEscape(ValueError):
     """A working directory resolved outside the agent's home."""
 
 
-def resolve_workdir(home: Path, workspace: str | None, cwd: str | None) -> str:
-    """Create and return the run's working directory relative to ``home``."""
+def resolve_workdir(
+    home: Path, workspace: str | None, cwd: str | None, owner: int | None = None
+) -> str:
+    """Create and return the run's working directory relative to ``home``.
+
+    Directories it creates belong to ``owner`` (the agent's sandbox uid), so
+    the run can write in them. Errors never name host paths: the message is
+    stored in the run's support-safe history.
+    """
     relative = "/".join(p for p in (workspace, cwd) if p and p != ".") or "."
-    real_home = home.resolve()
-    target = (home / relative).resolve()
-    if target != real_home and real_home not in target.parents:
-        raise PathEscape(f"working directory {relative!r} resolves outside the agent's home")
-    target.mkdir(parents=True, exist_ok=True)
-    # mkdir may have followed a symlink planted between the check and here.
-    if os.path.realpath(target) != str(target):
-        raise PathEscape(f"working directory {relative!r} changed while it was being created")
+    try:
+        real_home = home.resolve()
+        target = (home / relative).resolve()
+        if target != real_home and real_home not in target.parents:
+            raise PathEscape(f"working directory {relative!r} resolves outside the agent's home")
+        current = real_home
+        for part in target.relative_to(real_home).parts:
+            current = current / part
+            try:
+                current.mkdir(mode=0o755)
+            except FileExistsError:
+                continue
+            if owner is not None:
+                os.chown(current, owner, owner)
+        # A symlink may have been planted between the check and the mkdir.
+        if os.path.realpath(target) != str(target) or not target.is_dir():
+            raise PathEscape(f"working directory {relative!r} changed while it was being created")
+    except (OSError, RuntimeError) as exc:
+        reason = getattr(exc, "strerror", None) or "unusable path"
+        raise PathEscape(f"working directory {relative!r} cannot be used: {reason}") from exc
     return os.path.relpath(target, real_home)

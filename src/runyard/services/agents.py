@@ -3,12 +3,16 @@
 Every call is scoped by the caller's workspace id; an agent of another
 workspace is simply not found. Creating an agent queues its environment for
 provisioning (``pending``); harness changes on a ready environment move its
-runtime reconciliation to ``pending`` for the worker to apply.
+runtime reconciliation to ``pending`` for the worker to apply. A PATCH of
+``modelPolicy`` or ``runtimePolicy`` is a merge patch: fields the client
+leaves out keep their current values instead of falling back to defaults.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from pydantic import BaseModel, ValidationError
 
 from runyard.domain.entities import Agent, Environment
 from runyard.domain.naming import slugify
@@ -28,6 +32,32 @@ _LIFECYCLE_BUSY = ("provisioning", "deleting")
 
 def dump_targets(targets: list[HarnessTarget]) -> list[dict[str, Any]]:
     return [t.model_dump(by_alias=True, mode="json") for t in targets]
+
+
+def _set_fields(model: BaseModel) -> dict[str, Any]:
+    """Only what the client wrote (wire names), so a PATCH leaves the rest as it is."""
+    return model.model_dump(by_alias=True, mode="json", exclude_unset=True)
+
+
+def merge_patch(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """JSON merge patch (RFC 7396) without deletion: objects merge, other values replace."""
+    out = dict(current)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_patch(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _revalidate(model: type[BaseModel], merged: dict[str, Any], field: str) -> dict[str, Any]:
+    """Validate a merged policy as a whole; a combination that breaks a rule is a 400."""
+    try:
+        return model.model_validate(merged).model_dump(by_alias=True, mode="json")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in (field, *first.get("loc", ())))
+        raise BadRequest(f"{where}: {first.get('msg', 'invalid value')}", {"field": where}) from exc
 
 
 def parse_runtime_policy(agent: Agent) -> RuntimePolicy:
@@ -90,9 +120,11 @@ class AgentService:
         elif body.slug is not None:
             changes["slug"] = body.slug
         if body.model_policy is not None:
-            changes["model_policy"] = body.model_policy.model_dump(mode="json")
+            merged = merge_patch(agent.model_policy, _set_fields(body.model_policy))
+            changes["model_policy"] = _revalidate(ModelPolicy, merged, "modelPolicy")
         if body.runtime_policy is not None:
-            changes["runtime_policy"] = body.runtime_policy.model_dump(by_alias=True, mode="json")
+            merged = merge_patch(agent.runtime_policy, _set_fields(body.runtime_policy))
+            changes["runtime_policy"] = _revalidate(RuntimePolicy, merged, "runtimePolicy")
         return self._update(agent, changes)
 
     def set_harnesses(self, workspace_id: str, slug: str, body: HarnessUpdate) -> Agent:
@@ -101,6 +133,8 @@ class AgentService:
         if agent.environment.status == "ready":
             changes["recon_status"] = "pending"
             changes["recon_error"] = None
+            # The environment's own record changed too: its updatedAt says so.
+            changes["env_updated_at"] = now_millis()
         return self._update(agent, changes)
 
     def _update(self, agent: Agent, changes: dict[str, Any]) -> Agent:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import re
 import time
 from dataclasses import dataclass
 
@@ -36,11 +37,19 @@ def encode_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(f"r1:{seq}".encode()).decode().rstrip("=")
 
 
+_SEQ_RE = re.compile(r"[0-9]{1,18}")
+
+
 def decode_cursor(cursor: str) -> int:
+    """The ``seq`` a cursor points after; anything but our own encoding is a 400.
+
+    The number is bounded (18 digits) so that no cursor can overflow the
+    store's 64-bit integer column.
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         tag, _, seq = raw.partition(":")
-        if tag != "r1" or not seq.isdigit():
+        if tag != "r1" or not _SEQ_RE.fullmatch(seq):
             raise ValueError(raw)
         return int(seq)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:

@@ -127,7 +127,9 @@ class Executor:
             return
         policy = parse_runtime_policy(agent)
         owner = self._substrate.owner_of(agent.id)
-        run_dir = self._substrate.run_dir(run.id)
+        # One directory per attempt: a stale worker whose claim was rescued
+        # removes its own directory, never the one the current attempt runs in.
+        run_dir = self._substrate.run_dir(f"{run.id}-{run.attempt}")
         ephemeral = not policy.storage_policy.persistent
         try:
             await asyncio.to_thread(_make_private_dir, run_dir, owner)
@@ -147,9 +149,13 @@ class Executor:
                     return
             try:
                 cwd = await asyncio.to_thread(
-                    resolve_workdir, home, run.request.get("workspace"), run.request.get("cwd")
+                    resolve_workdir,
+                    home,
+                    run.request.get("workspace"),
+                    run.request.get("cwd"),
+                    owner,
                 )
-            except (PathEscape, OSError) as exc:
+            except PathEscape as exc:
                 await self._finish(run, lease_token, failure("invalid_path", str(exc)))
                 return
             await self._run_in_sandbox(

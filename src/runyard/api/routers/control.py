@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -16,6 +17,8 @@ from runyard.domain.requests import AgentCreate, AgentDelete, AgentPatch, Harnes
 from runyard.errors import BadRequest
 
 router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["control plane"])
+
+_AGENT_ID_RE = re.compile(r"agent_[0-9a-z]{26}")
 
 
 def _agent_cursor(agent_id: str) -> str:
@@ -30,7 +33,7 @@ def _agent_before(cursor: str | None) -> str | None:
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise BadRequest("invalid cursor", {"field": "cursor"}) from exc
     tag, _, agent_id = raw.partition(":")
-    if tag != "a1" or not agent_id.startswith("agent_"):
+    if tag != "a1" or not _AGENT_ID_RE.fullmatch(agent_id):
         raise BadRequest("invalid cursor", {"field": "cursor"})
     return agent_id
 
