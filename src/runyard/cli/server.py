@@ -129,8 +129,8 @@ def _start(settings: Settings, api: bool, worker: bool, first_start: bool) -> No
     except RunyardError as err:
         raise _fail(err) from err
     services = Services.build(settings, store)
+    substrate: Substrate | None = None
     try:
-        substrate = None
         if worker:
             substrate = build_substrate(settings)
             try:
@@ -159,6 +159,8 @@ def _start(settings: Settings, api: bool, worker: bool, first_start: bool) -> No
     except RunyardError as err:
         raise _fail(err) from err
     finally:
+        if substrate is not None:
+            substrate.shutdown()
         store.close()
 
 

@@ -10,6 +10,7 @@ planted.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -21,31 +22,53 @@ class PathEscape(ValueError):
 def resolve_workdir(
     home: Path, workspace: str | None, cwd: str | None, owner: int | None = None
 ) -> str:
-    """Create and return the run's working directory relative to ``home``.
+    """Create the run's working directory inside ``home``; returns it relative to ``home``.
 
-    Directories it creates belong to ``owner`` (the agent's sandbox uid), so
-    the run can write in them. Errors never name host paths: the message is
-    stored in the run's support-safe history.
+    The home is agent-controlled and may hold symlinks, so the walk never
+    follows one: each component is opened relative to its parent's file
+    descriptor with ``O_NOFOLLOW``, and a component that is not a real
+    directory fails the run. Directories it creates belong to ``owner`` (the
+    agent's sandbox uid). Errors never name host paths: the message is stored
+    in the run's support-safe history.
     """
     relative = "/".join(p for p in (workspace, cwd) if p and p != ".") or "."
+    parts = [p for p in relative.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise PathEscape(f"working directory {relative!r} must stay inside the agent's home")
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        real_home = home.resolve()
-        target = (home / relative).resolve()
-        if target != real_home and real_home not in target.parents:
-            raise PathEscape(f"working directory {relative!r} resolves outside the agent's home")
-        current = real_home
-        for part in target.relative_to(real_home).parts:
-            current = current / part
+        fd = os.open(home, flags)
+    except OSError as exc:
+        raise PathEscape(f"the agent's home cannot be used: {exc.strerror}") from exc
+    try:
+        for part in parts:
             try:
-                current.mkdir(mode=0o755)
+                os.mkdir(part, 0o755, dir_fd=fd)
+                created = True
             except FileExistsError:
-                continue
-            if owner is not None:
-                os.chown(current, owner, owner)
-        # A symlink may have been planted between the check and the mkdir.
-        if os.path.realpath(target) != str(target) or not target.is_dir():
-            raise PathEscape(f"working directory {relative!r} changed while it was being created")
-    except (OSError, RuntimeError) as exc:
-        reason = getattr(exc, "strerror", None) or "unusable path"
-        raise PathEscape(f"working directory {relative!r} cannot be used: {reason}") from exc
-    return os.path.relpath(target, real_home)
+                created = False
+            try:
+                child = os.open(part, flags, dir_fd=fd)
+            except OSError as exc:
+                reason = (
+                    "it is a symlink or not a directory"
+                    if exc.errno in _NOT_DIR
+                    else (exc.strerror or "unusable path")
+                )
+                raise PathEscape(
+                    f"working directory {relative!r} cannot be used: {reason}"
+                ) from exc
+            os.close(fd)
+            fd = child
+            if created and owner is not None:
+                os.fchown(fd, owner, owner)
+    except OSError as exc:
+        raise PathEscape(
+            f"working directory {relative!r} cannot be used: {exc.strerror or 'unusable path'}"
+        ) from exc
+    finally:
+        os.close(fd)
+    return "/".join(parts) or "."
+
+
+_NOT_DIR = (errno.ELOOP, errno.ENOTDIR)

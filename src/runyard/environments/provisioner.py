@@ -83,6 +83,8 @@ class Provisioner:
         )
 
     async def loop(self, stop: asyncio.Event, interval: float) -> None:
+        # /exec holds requests while an environment provisions: look often.
+        interval = min(interval, 0.25)
         while not stop.is_set():
             try:
                 await asyncio.to_thread(self.step)

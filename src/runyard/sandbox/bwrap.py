@@ -1,12 +1,14 @@
 """The ``bwrap`` substrate: bubblewrap with per-run cgroups and network policy.
 
-Inside: a tmpfs root; ``/usr`` (and the merged-usr links) read-only; a
-synthetic ``/etc`` with only what programs need (no shadow, no host users);
-the agent's home at ``/home/agent`` as the only persistent writable place;
-the run's private files read-only at ``/run/runyard``; a private ``/tmp``;
-new user, pid, ipc, uts, cgroup and network namespaces; no capabilities;
-``--die-with-parent`` and ``--new-session``; an environment of exactly what
-runyard sets. Network: ``deny_all`` has no interfaces but loopback;
+Inside: a tmpfs root, read-only once it is assembled; ``/usr`` (and the
+merged-usr links) read-only; a synthetic ``/etc`` with only what programs
+need (no shadow, no host users); the agent's home at ``/home/agent`` as the
+only persistent writable place; the run's private files read-only at
+``/run/runyard``; a private ``/tmp`` and ``/run``; new user, pid, ipc, uts,
+cgroup and network namespaces, and no further user namespaces (a nested one
+would hand the run a root that may mount and reach far more of the kernel);
+no capabilities; ``--die-with-parent`` and ``--new-session``; an environment
+of exactly what runyard sets. Network: ``deny_all`` has no interfaces but loopback;
 ``allowlist`` and ``allow_all`` reach only the egress proxy through a bridge
 on 127.0.0.1:3128 (see :mod:`runyard.sandbox.egress`).
 """
@@ -18,6 +20,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from runyard.domain.policies import NetworkMode
@@ -39,13 +42,17 @@ INNER_HOME = "/home/agent"
 INNER_RUN = "/run/runyard"
 INNER_UID = 1000
 PROXY_PORT = 3128
-UID_BASE = 200_000
-UID_SPAN = 1_000_000
+# High, sparse range: clear of /etc/subuid allocations, rare collisions.
+UID_BASE = 1_000_000_000
+UID_SPAN = 1_000_000_000
 
+# Host files bound read-only into the synthetic /etc. Only what programs need:
+# CA certificates and OpenSSL's config, never the rest of /etc/ssl (private keys).
 HOST_ETC = (
-    "ssl", "ca-certificates", "alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
-    "localtime", "mime.types", "protocols", "services", "os-release", "debian_version",
-    "gai.conf", "host.conf", "inputrc", "nanorc", "gitconfig", "python3", "timezone",
+    "ssl/certs", "ssl/openssl.cnf", "ca-certificates", "alternatives", "ld.so.cache",
+    "ld.so.conf", "ld.so.conf.d", "localtime", "mime.types", "protocols", "services",
+    "os-release", "debian_version", "gai.conf", "host.conf", "inputrc", "nanorc",
+    "gitconfig", "python3", "timezone",
 )  # fmt: skip
 
 ETC_FILES = {
@@ -77,6 +84,16 @@ def _memfd(args: list[str]) -> int:
     os.write(fd, b"".join(a.encode() + b"\0" for a in args))
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
+
+
+def _bwrap_supports(option: str) -> bool:
+    try:
+        done = subprocess.run(
+            ["bwrap", "--help"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return option in done.stdout + done.stderr
 
 
 def sandbox_uid(agent_id: str) -> int:
@@ -113,6 +130,11 @@ class BwrapSubstrate(Substrate):
             raise SandboxUnavailable(
                 f"sandbox tools missing: {', '.join(missing)} (apt-get install bubblewrap socat)"
             )
+        if not _bwrap_supports("--disable-userns"):
+            raise SandboxUnavailable(
+                "bubblewrap 0.8 or newer is required (--disable-userns keeps runs from"
+                " creating nested user namespaces)"
+            )
         if self._root and shutil.which("setpriv") is None:
             raise SandboxUnavailable("setpriv (util-linux) is required to drop privileges")
         if self._cgroups is not None:
@@ -131,6 +153,7 @@ class BwrapSubstrate(Substrate):
         for name in HOST_ETC:
             src = Path("/etc") / name
             dst = self._etc / name
+            dst.parent.mkdir(mode=0o755, exist_ok=True)
             if src.is_dir():
                 dst.mkdir(exist_ok=True)
             elif src.exists() and not dst.exists():
@@ -145,7 +168,8 @@ class BwrapSubstrate(Substrate):
     # ---- running ---------------------------------------------------------------------
 
     def _bwrap_args(self, spec: ProcessSpec, home: str, run: str, etc: str) -> list[str]:
-        args = ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+        args = ["bwrap", "--unshare-user", "--disable-userns", "--unshare-pid"]
+        args += ["--unshare-ipc", "--unshare-uts"]
         args += ["--unshare-cgroup-try", "--unshare-net", "--hostname", "sandbox"]
         args += ["--uid", str(INNER_UID), "--gid", str(INNER_UID)]
         args += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
@@ -166,6 +190,8 @@ class BwrapSubstrate(Substrate):
             args += ["--perms", "0700", "--size", str(size), "--tmpfs", INNER_HOME]
         else:
             args += ["--bind", home, INNER_HOME]
+        # Only the mounts above stay writable: nothing lands on the root itself.
+        args += ["--remount-ro", "/"]
         args += ["--chdir", f"{INNER_HOME}/{spec.cwd}".rstrip("/.") or INNER_HOME]
         args += ["--clearenv"]
         env = {

@@ -86,8 +86,18 @@ class RunCgroup:
                     pairs = (line.split() for line in path.read_text().splitlines())
                     return {k: int(v) for k, v in pairs}
             elif d.parent.parent.name == "memory":
-                with contextlib.suppress(OSError):
-                    return {"max": int((d / "memory.failcnt").read_text())}
+                # v1: failcnt counts charges refused at the limit, but the kernel
+                # may reclaim or OOM-kill without counting one; oom_control's
+                # oom_kill (kernel 4.13+) is the kill count.
+                events: dict[str, int] = {}
+                with contextlib.suppress(OSError, ValueError):
+                    events["max"] = int((d / "memory.failcnt").read_text())
+                with contextlib.suppress(OSError, ValueError):
+                    for line in (d / "memory.oom_control").read_text().splitlines():
+                        key, _, value = line.partition(" ")
+                        if key == "oom_kill":
+                            events["oom_kill"] = int(value)
+                return events
         return {}
 
     def remove(self) -> None:

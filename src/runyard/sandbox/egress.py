@@ -4,10 +4,13 @@ Each run gets its own Unix socket, bound into the sandbox (a bridge inside
 listens on 127.0.0.1:3128 and forwards to it) with that run's policy. The
 proxy speaks HTTP ``CONNECT`` and absolute-form HTTP requests. It refuses:
 hosts not on the allowlist (exact name or ``*.suffix``), IP literals under an
-allowlist, and any destination that resolves to loopback, private,
-link-local (cloud metadata such as 169.254.169.254), multicast or reserved
-addresses, unless the operator allowed private targets. It connects to the
-address it checked, so a second DNS answer cannot slip past the check.
+allowlist, and any destination that resolves to an address that is not
+globally routable (loopback, private, shared/CGNAT, reserved), unless the
+operator allowed private targets; link-local, multicast, unspecified and
+cloud metadata addresses (169.254.169.254, 100.100.100.200, fd00:ec2::254)
+are refused even then. IPv6 forms that embed an IPv4 address (mapped,
+6to4, NAT64) are judged by that IPv4 address. It connects to the address it
+checked, so a second DNS answer cannot slip past the check.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ from pathlib import Path
 
 MAX_HEAD = 65_536
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+METADATA = frozenset(
+    ipaddress.ip_address(a) for a in ("169.254.169.254", "100.100.100.200", "fd00:ec2::254")
+)
 
 
 @dataclass(frozen=True)
@@ -66,15 +74,27 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def _effective(ip: IPAddress) -> IPAddress:
+    """The IPv4 address an IPv6 address really leads to, if it embeds one."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        if ip.sixtofour is not None:
+            return ip.sixtofour
+        if ip in NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+    return ip
+
+
 def address_allowed(address: str, allow_private: bool) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_unspecified or ip.is_multicast or ip.is_link_local:
+    ip = _effective(ipaddress.ip_address(address.split("%", 1)[0]))
+    if ip.is_unspecified or ip.is_multicast or ip.is_link_local or ip in METADATA:
         return False
     if allow_private:
         return True
-    return not (ip.is_loopback or ip.is_private or ip.is_reserved)
+    # Not just "not private": shared address space (100.64.0.0/10, where some
+    # clouds serve metadata) is neither private nor global.
+    return ip.is_global
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -106,7 +126,7 @@ class EgressProxy:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 await self._serve(reader, writer, policy, stats)
-            except (OSError, asyncio.IncompleteReadError, ValueError):
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
                 pass
             finally:
                 writer.close()

@@ -5,7 +5,10 @@ cgroup(s), so everything the run ever forks is accounted and killable, then
 (when runyard is root) execs ``setpriv`` to become the agent's unprivileged
 uid with no capabilities and ``no_new_privs``, which execs bwrap. A
 root-started bwrap would keep root's file access; this one never has it.
-Values reach the script through environment variables, never its text.
+Values reach the script through environment variables, never its text, and
+bwrap starts with an environment of nothing but ``PATH``: inside the sandbox
+bwrap is pid 1, and its ``/proc/1/environ`` must not tell the run host paths
+or its host uid.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ _SCRIPT = r"""
 set -eu
 for f in $RUNYARD_CGROUP_PROCS; do echo $$ > "$f"; done
 if [ -n "${RUNYARD_UID:-}" ]; then
-  exec setpriv --reuid="$RUNYARD_UID" --regid="$RUNYARD_UID" --clear-groups \
-    --no-new-privs --inh-caps=-all --bounding-set=-all -- "$@"
+  exec env -i PATH="$PATH" setpriv --reuid="$RUNYARD_UID" --regid="$RUNYARD_UID" \
+    --clear-groups --no-new-privs --inh-caps=-all --bounding-set=-all -- "$@"
 fi
-exec "$@"
+exec env -i PATH="$PATH" "$@"
 """
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runyard.services.admission import Admission
 from runyard.services.agents import AgentService
 from runyard.services.keys import KeyService
 from runyard.services.notify import RunSignals
@@ -22,6 +23,7 @@ class Services:
     workspaces: WorkspaceService
     agents: AgentService
     runs: RunService
+    admission: Admission
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> Services:
@@ -36,4 +38,5 @@ class Services:
             workspaces=WorkspaceService(store, keys),
             agents=AgentService(store),
             runs=RunService(store, settings, signals),
+            admission=Admission(store, settings),
         )

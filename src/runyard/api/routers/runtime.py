@@ -63,6 +63,8 @@ def exec_result(run: Run) -> dict[str, Any]:
 async def exec_prompt(
     svc: ServicesDep, agent: RuntimeAgentDep, body: ExecRequest
 ) -> dict[str, Any]:
+    budget = body.timeout_seconds or svc.settings.default_timeout_seconds
+    agent = await svc.admission.admit(agent, budget)
     run = await run_in_threadpool(svc.runs.submit, agent, body)
     wait = run.timeout_seconds + svc.settings.sync_wait_grace_seconds
     return exec_result(await svc.runs.wait(run, wait))
