@@ -19,7 +19,8 @@ from runyard.services.container import Services
 from runyard.services.keys import Principal
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: a plain def would cost a threadpool hop on every request.
     svc: Services = request.app.state.services
     return svc
 

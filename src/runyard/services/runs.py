@@ -133,13 +133,13 @@ class RunService:
         """Wait up to ``timeout`` seconds for ``run`` to finish; returns its latest state."""
         deadline = time.monotonic() + timeout
         poll = self._settings.poll_seconds
+        latest: Run | None = run
         with self._signals.watch_finish(run.id) as finished:
             while True:
-                status = await asyncio.to_thread(self._store.run_status, run.id)
+                latest = await asyncio.to_thread(self._store.get_run, run.workspace_id, run.id)
                 remaining = deadline - time.monotonic()
-                if status is None or is_terminal(status) or remaining <= 0:
+                if latest is None or is_terminal(latest.status) or remaining <= 0:
                     break
                 await wait_event(finished, min(poll, remaining))
                 finished.clear()
-        latest = await asyncio.to_thread(self._store.get_run, run.workspace_id, run.id)
         return latest or run
