@@ -19,31 +19,23 @@ Not a test: nothing here has a threshold.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import datetime as dt
 import shlex
 import signal
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
 
 import cpu
-import httpx
-from load import Op, measure_latency, measure_throughput, spawn_true
+from api import Runtime
+from load import measure_latency, measure_throughput, phase, spawn_true
 from report import BaselineResult, Report, RunyardResult, render, write_readme
 from servers import Target, start_postgres, start_sqlite, tail
 
 HERE = Path(__file__).resolve().parent
 MAX_AGENT_CONCURRENCY = 64  # runtimePolicy.maxConcurrentRuns is at most 64
-ADMISSION_SECONDS = 60.0
-EXEC_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
-
-T = TypeVar("T")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -91,82 +83,6 @@ async def measure_baseline(args: argparse.Namespace) -> BaselineResult:
     return BaselineResult(latency=latency, throughput=throughput)
 
 
-class Runtime:
-    """HTTP clients for one target: one ``AsyncClient`` (one connection) per bench client."""
-
-    def __init__(self, target: Target) -> None:
-        self.target = target
-        self.agent_id = ""
-        self.failures: list[str] = []
-        self._clients: list[httpx.AsyncClient] = []
-
-    def client(self) -> httpx.AsyncClient:
-        made = httpx.AsyncClient(
-            base_url=self.target.base_url,
-            headers={"Authorization": f"Bearer {self.target.key}"},
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            timeout=EXEC_TIMEOUT,
-        )
-        self._clients.append(made)
-        return made
-
-    async def aclose(self) -> None:
-        await asyncio.gather(*(c.aclose() for c in self._clients), return_exceptions=True)
-
-    def _failed(self, what: str, detail: str) -> bool:
-        if len(self.failures) < 3:
-            self.failures.append(f"{self.target.label} {what}: {detail[:300]}")
-        return False
-
-    def exec_op(self, http: httpx.AsyncClient) -> Op:
-        url = f"/v1/agents/{self.agent_id}/exec"
-
-        async def op() -> bool:
-            try:
-                resp = await http.post(url, json={"input": "true"})
-            except httpx.HTTPError as exc:
-                return self._failed("exec", repr(exc))
-            if resp.status_code != 200:
-                return self._failed("exec", f"{resp.status_code} {resp.text}")
-            return True
-
-        return op
-
-    def healthz_op(self, http: httpx.AsyncClient) -> Op:
-        async def op() -> bool:
-            try:
-                resp = await http.get("/healthz")
-            except httpx.HTTPError as exc:
-                return self._failed("healthz", repr(exc))
-            return resp.status_code == 200 or self._failed("healthz", str(resp.status_code))
-
-        return op
-
-    async def create_agent(self, max_concurrency: int) -> None:
-        http = self.client()
-        resp = await http.post(
-            f"/v1/workspaces/{self.target.workspace}/agents",
-            json={"name": "bench", "runtimePolicy": {"maxConcurrentRuns": max_concurrency}},
-        )
-        if resp.status_code != 201:
-            raise RuntimeError(f"creating the agent failed: {resp.status_code} {resp.text}")
-        self.agent_id = resp.json()["agent"]["id"]
-
-    async def admit(self) -> None:
-        """First exec provisions the environment; retry its 503 until one run completes."""
-        http = self.client()
-        deadline = time.monotonic() + ADMISSION_SECONDS
-        while True:
-            resp = await http.post(f"/v1/agents/{self.agent_id}/exec", json={"input": "true"})
-            if resp.status_code == 200:
-                return
-            retryable = resp.status_code == 503 and '"retryable":true' in resp.text.replace(" ", "")
-            if not retryable or time.monotonic() > deadline:
-                raise RuntimeError(f"first exec failed: {resp.status_code} {resp.text}")
-            self.target.check_alive()
-            await asyncio.sleep(0.2)
-
-
 async def measure_target(target: Target, args: argparse.Namespace) -> RunyardResult:
     rt = Runtime(target)
     watch = cpu.CpuWatch({"bench": cpu.own, **target.meters})
@@ -196,15 +112,6 @@ async def measure_target(target: Target, args: argparse.Namespace) -> RunyardRes
         healthz_throughput=healthz_tp,
         error_samples=rt.failures,
     )
-
-
-def phase(title: str, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run one measurement in a fresh event loop, reporting progress."""
-    print(f"• {title}", flush=True)
-    started = time.perf_counter()
-    result = asyncio.run(work())
-    print(f"  done in {time.perf_counter() - started:.1f} s", flush=True)
-    return result
 
 
 def run(args: argparse.Namespace, command: str) -> Report:

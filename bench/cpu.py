@@ -31,6 +31,11 @@ def own() -> Snapshot:
     return {os.getpid(): me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime}
 
 
+def own_total() -> float:
+    """CPU seconds of this process and its reaped children, as one number."""
+    return sum(own().values())
+
+
 def pid_cpu(pid: int) -> float | None:
     """utime + stime + reaped children's, from ``/proc/<pid>/stat``; None if gone."""
     try:

@@ -1,7 +1,9 @@
 """The results table: absolute numbers, ratios to the same-run baseline, machine info.
 
 Rendered as Markdown, printed, and written into ``bench/README.md`` between
-the ``results`` markers so that the prose around the table stays as written.
+the ``results`` markers so that the prose around the table stays as written
+(other benchmarks reuse :func:`write_readme` with their own markers, and the
+formatting helpers).
 The ratios are the point: on a noisy shared machine the absolute numbers of
 two runs differ, while runyard's cost relative to a fork/exec measured
 minutes earlier on the same machine is what a reader can compare.
@@ -255,13 +257,13 @@ def pct(value: float, base: float) -> str:
     return f"{(value - base) / base * 100:+.0f} %" if base > 0 else "—"
 
 
-def write_readme(path: Path, block: str) -> None:
+def write_readme(path: Path, block: str, start: str = START, end: str = END) -> None:
     """Replace what is between the markers in ``path`` (append them if absent)."""
     text = path.read_text() if path.exists() else ""
-    fresh = f"{START}\n{block}\n{END}"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        _, after = rest.split(END, 1)
+    fresh = f"{start}\n{block}\n{end}"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        _, after = rest.split(end, 1)
         text = before + fresh + after
     else:
         text = text.rstrip() + ("\n\n" if text else "") + fresh + "\n"

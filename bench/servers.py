@@ -95,21 +95,31 @@ class Target:
     key: str
     procs: list[Proc]
     meters: dict[str, Meter] = field(default_factory=dict)
+    data_dir: Path | None = None
 
     def check_alive(self) -> None:
         for proc in self.procs:
             proc.check_alive()
 
 
-def _env(slots: int) -> dict[str, str]:
+def _env(slots: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The host environment without ``RUNYARD_*``, then the process substrate, then ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
     env["RUNYARD_SANDBOX"] = "process"
     env["RUNYARD_WORKER_SLOTS"] = str(slots)
+    env.update(extra or {})
     return env
 
 
-def _start(stack: contextlib.ExitStack, name: str, args: list[str], cwd: Path, slots: int) -> Proc:
-    proc = Proc(name, [PYTHON, "-m", "runyard", *args], _env(slots), cwd)
+def _start(
+    stack: contextlib.ExitStack,
+    name: str,
+    args: list[str],
+    cwd: Path,
+    slots: int,
+    extra_env: dict[str, str] | None = None,
+) -> Proc:
+    proc = Proc(name, [PYTHON, "-m", "runyard", *args], _env(slots, extra_env), cwd)
     stack.callback(proc.stop)
     return proc
 
@@ -131,23 +141,49 @@ def wait_healthy(base_url: str, procs: list[Proc]) -> None:
         time.sleep(0.1)
 
 
-def start_sqlite(stack: contextlib.ExitStack, root: Path, slots: int) -> Target:
-    """``runyard up`` on a fresh data dir: API and worker in one process on SQLite."""
-    data = root / "sqlite"
+def start_sqlite(
+    stack: contextlib.ExitStack,
+    root: Path,
+    slots: int,
+    *,
+    label: str = "SQLite",
+    dirname: str = "sqlite",
+    env: dict[str, str] | None = None,
+    wait: bool = True,
+) -> Target:
+    """``runyard up`` on a fresh data dir: API and worker in one process on SQLite.
+
+    ``env`` adds ``RUNYARD_*`` settings (for instance another sandbox); with
+    ``wait=False`` the caller waits for health itself (see :func:`wait_started`),
+    so that several targets can start at once.
+    """
+    data = root / dirname
     data.mkdir()
     port = free_port()
-    up = _start(stack, "up", ["up", "--data-dir", str(data), "--port", str(port)], data, slots)
+    argv = ["up", "--data-dir", str(data), "--port", str(port)]
+    up = _start(stack, "up", argv, data, slots, env)
     base_url = f"http://127.0.0.1:{port}"
-    wait_healthy(base_url, [up])
-    creds = json.loads((data / "credentials.json").read_text())
-    return Target(
-        label="SQLite",
+    target = Target(
+        label=label,
         base_url=base_url,
-        workspace=creds["workspace"],
-        key=creds["workspaceKey"],
+        workspace="",
+        key="",
         procs=[up],
         meters={"runyard": pids(lambda: [up.pid])},
+        data_dir=data,
     )
+    if wait:
+        wait_started(target)
+    return target
+
+
+def wait_started(target: Target) -> None:
+    """Wait until a ``runyard up`` target is healthy, then read its workspace key."""
+    assert target.data_dir is not None
+    wait_healthy(target.base_url, target.procs)
+    creds = json.loads((target.data_dir / "credentials.json").read_text())
+    target.workspace = creds["workspace"]
+    target.key = creds["workspaceKey"]
 
 
 def with_database(url: str, dbname: str) -> str:

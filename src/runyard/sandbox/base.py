@@ -226,8 +226,9 @@ async def supervise(
         timed_out = not done
         cancelled = bool(done) and not exited.is_set()
     finally:
-        # Whatever happened, nothing of the run survives it.
-        kill_tree(proc.pid)
+        # Whatever happened, nothing of the run survives it. (Off the event
+        # loop: emptying a cgroup may have to wait for dying processes.)
+        await asyncio.to_thread(kill_tree, proc.pid)
         await _wait_set(exited, KILL_WAIT_S)
         loop.remove_reader(pidfd)
         os.close(pidfd)

@@ -74,7 +74,7 @@ _BRIDGE = (
     f"socat TCP-LISTEN:{PROXY_PORT},bind=127.0.0.1,fork,reuseaddr "
     f"UNIX-CONNECT:{INNER_RUN}/egress.sock 2>/dev/null &\n"
     "i=0; while ! grep -qi ':0C38 00000000:0000 0A' /proc/net/tcp; do\n"
-    "  i=$((i+1)); [ $i -gt 2000 ] && exit 125; sleep 0.001; done\n"
+    "  i=$((i+1)); [ $i -gt 1000 ] && exit 125; sleep 0.001; done\n"
     'exec "$@"'
 )
 
@@ -144,20 +144,30 @@ class BwrapSubstrate(Substrate):
         self._checked = "ok"
 
     def _write_etc(self) -> None:
-        self._etc.mkdir(parents=True, exist_ok=True)
+        """Build the synthetic /etc afresh, then swap it in (runs may be using the old one)."""
+        self._state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self._state_dir, 0o711 if self.volumes.mounted else 0o755)
-        os.chmod(self._etc, 0o755)
+        fresh = self._state_dir / f"etc.new-{os.getpid()}"
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir(mode=0o755)
         for name, text in ETC_FILES.items():
-            (self._etc / name).write_text(text)
-            os.chmod(self._etc / name, 0o644)
+            (fresh / name).write_text(text)
+            os.chmod(fresh / name, 0o644)
+        # Host entries are copied (symlinks kept: they point into the read-only
+        # /usr), so a run costs one bind of /etc instead of one per entry.
         for name in HOST_ETC:
             src = Path("/etc") / name
-            dst = self._etc / name
+            dst = fresh / name
             dst.parent.mkdir(mode=0o755, exist_ok=True)
-            if src.is_dir():
-                dst.mkdir(exist_ok=True)
-            elif src.exists() and not dst.exists():
-                dst.touch()
+            if src.is_dir() and not src.is_symlink():
+                shutil.copytree(src, dst, symlinks=True)
+            elif src.exists() or src.is_symlink():
+                shutil.copy2(src, dst, follow_symlinks=False)
+        stale = self._state_dir / f"etc.old-{os.getpid()}"
+        if self._etc.exists():
+            self._etc.rename(stale)
+        fresh.rename(self._etc)
+        shutil.rmtree(stale, ignore_errors=True)
 
     def paths(self, spec_home: Path, run_dir: Path) -> SandboxPaths:
         return SandboxPaths(home=INNER_HOME, run_dir=INNER_RUN)
@@ -181,8 +191,6 @@ class BwrapSubstrate(Substrate):
             elif target.is_dir():
                 args += ["--ro-bind", str(target), f"/{link}"]
         args += ["--ro-bind", etc, "/etc"]
-        for name in HOST_ETC:
-            args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run"]
         args += ["--ro-bind", run, INNER_RUN]
         if spec.ephemeral_home:

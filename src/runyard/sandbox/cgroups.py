@@ -63,6 +63,7 @@ class RunCgroup:
             with contextlib.suppress(OSError):
                 _write(freezer / "freezer.state", "FROZEN")
         end = time.monotonic() + deadline_s
+        pause = 0.0002
         while True:
             members = _members(self.procs_files)
             for pid in members:
@@ -75,7 +76,8 @@ class RunCgroup:
                 return True
             if time.monotonic() > end:
                 return False
-            time.sleep(0.005)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
 
     def memory_events(self) -> dict[str, int]:
         """OOM evidence: how often the memory limit was hit (best effort)."""
