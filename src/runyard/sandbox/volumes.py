@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -38,8 +39,20 @@ def _run(argv: list[str]) -> None:
         raise OSError(f"{argv[0]} failed: {done.stderr.strip() or done.returncode}")
 
 
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as octal (\040 …).
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
 def _mounted(path: Path) -> bool:
-    return os.path.ismount(path)
+    """Whether ``path`` is a mount point, bind mounts on the same filesystem included.
+
+    ``os.path.ismount`` compares device numbers and misses those, which would
+    stack a new bind mount on every start.
+    """
+    target = str(path)
+    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+        return any(_unescape(line.split()[4]) == target for line in fh)
 
 
 class HomeVolumes:
