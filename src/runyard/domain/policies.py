@@ -12,7 +12,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 KNOWN_HARNESSES: tuple[str, ...] = (
     "shell",
@@ -53,6 +53,10 @@ class HarnessTarget(Strict):
     harness_name: str = Field(alias="harnessName", min_length=1, max_length=64)
     enabled: bool = True
     role: HarnessRole = Field(default=HarnessRole.AVAILABLE, strict=False)
+    # Only for harness "command": the argv run inside the sandbox (prompt on stdin).
+    command: list[Annotated[str, Field(min_length=1, max_length=4096)]] | None = Field(
+        default=None, min_length=1, max_length=64
+    )
 
     @field_validator("harness_name")
     @classmethod
@@ -62,6 +66,21 @@ class HarnessTarget(Strict):
                 f"unknown harness {value!r}; known harnesses: {', '.join(KNOWN_HARNESSES)}"
             )
         return value
+
+    @field_validator("command")
+    @classmethod
+    def _argv(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any("\x00" in part for part in value):
+            raise ValueError("command arguments must not contain NUL characters")
+        return value
+
+    @model_validator(mode="after")
+    def _command_only_for_command(self) -> HarnessTarget:
+        if self.harness_name == "command" and self.enabled and not self.command:
+            raise ValueError('harness "command" needs "command": the argv to run')
+        if self.harness_name != "command" and self.command is not None:
+            raise ValueError('"command" is only valid for harness "command"')
+        return self
 
 
 def check_harness_targets(targets: list[HarnessTarget]) -> list[HarnessTarget]:

@@ -11,9 +11,10 @@ from runyard.harness.base import Harness, HarnessRegistry
 
 
 def build_registry() -> HarnessRegistry:
+    from runyard.harness.command import CommandHarness
     from runyard.harness.shell import ShellHarness
 
-    return HarnessRegistry([ShellHarness()])
+    return HarnessRegistry([ShellHarness(), CommandHarness()])
 
 
 __all__ = ["Harness", "HarnessRegistry", "build_registry"]

@@ -31,7 +31,7 @@ _LIFECYCLE_BUSY = ("provisioning", "deleting")
 
 
 def dump_targets(targets: list[HarnessTarget]) -> list[dict[str, Any]]:
-    return [t.model_dump(by_alias=True, mode="json") for t in targets]
+    return [t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in targets]
 
 
 def _set_fields(model: BaseModel) -> dict[str, Any]:

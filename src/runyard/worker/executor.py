@@ -186,7 +186,11 @@ class Executor:
         owner: int | None,
     ) -> None:
         ctx = HarnessContext(run=run, agent=agent, paths=self._substrate.paths(home, run_dir))
-        invocation = harness.invocation(ctx)
+        try:
+            invocation = harness.invocation(ctx)
+        except HarnessUnavailable as exc:
+            await self._finish(run, lease_token, failure("harness_unavailable", str(exc)))
+            return
         for name, data in invocation.files.items():
             path = run_dir / name
             path.write_bytes(data)
