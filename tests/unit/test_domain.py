@@ -70,12 +70,12 @@ def _t(name: str, role: str = "available", enabled: bool = True) -> HarnessTarge
 
 
 def test_harness_rules() -> None:
-    ok = check_harness_targets([_t("shell", "default"), _t("command")])
+    ok = check_harness_targets([_t("shell", "default"), _t("native")])
     assert default_harness(ok) == "shell"
     with pytest.raises(ValueError, match="at most one"):
-        check_harness_targets([_t("shell", "default"), _t("command", "default")])
+        check_harness_targets([_t("shell", "default"), _t("native", "default")])
     with pytest.raises(ValueError, match="exactly one"):
-        check_harness_targets([_t("shell"), _t("command")])
+        check_harness_targets([_t("shell"), _t("native")])
     with pytest.raises(ValueError, match="only once"):
         check_harness_targets([_t("shell", "default"), _t("shell")])
     with pytest.raises(ValidationError, match="unknown harness"):
