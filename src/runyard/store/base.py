@@ -10,7 +10,7 @@ returns only after its write is committed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runyard.domain.entities import Agent, ApiKey, Run, RunOutcome, Workspace
@@ -26,8 +26,11 @@ class LeaseState:
 
 @dataclass(frozen=True)
 class ReapResult:
+    """Run ids the reaper put back in the queue, failed, or cancelled (cancel requested)."""
+
     requeued: list[str]
     failed: list[str]
+    cancelled: list[str] = field(default_factory=list)
 
 
 class Store(Protocol):
@@ -94,5 +97,10 @@ class Store(Protocol):
     def renew_lease(
         self, run_id: str, lease_token: str, lease_until: int, now: int
     ) -> LeaseState: ...
-    def finish_run(self, run_id: str, lease_token: str, outcome: RunOutcome, now: int) -> bool: ...
-    def reap_expired(self, now: int, max_claims: int) -> ReapResult: ...
+    def finish_run(self, run_id: str, lease_token: str, outcome: RunOutcome, now: int) -> bool:
+        """Write a terminal outcome under the lease; ``ValueError`` for a non-terminal one."""
+        ...
+
+    def reap_expired(self, now: int, max_claims: int) -> ReapResult:
+        """Rescue runs whose lease expired before ``now``: re-queue, fail or cancel them."""
+        ...

@@ -2,12 +2,14 @@
 
 Connections come from a psycopg pool. Claims select queued candidates with
 ``FOR UPDATE SKIP LOCKED`` so concurrent workers never block on each other's
-rows, then lock the agent row to keep the per-agent concurrency limit exact.
+rows, then lock the candidates' agent rows (in id order, so claimers never
+deadlock) to keep the per-agent concurrency limit exact.
 Migrations take an advisory lock so several processes may start at once.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -19,10 +21,14 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from runyard.errors import StoreError
-from runyard.store.sql import MigratingStore, Tx
+from runyard.store.migrator import MigratingStore
+from runyard.store.sql import Tx
+
+log = logging.getLogger("runyard.store")
 
 _MIGRATION_LOCK = 0x72756E79  # "runy"
 _CHANNEL = "runyard_runs"
+_LISTEN_READY_S = 10.0
 _PLACEHOLDER = re.compile(r"\?")
 
 
@@ -56,6 +62,7 @@ class PostgresStore(MigratingStore):
     def __init__(self, url: str, min_size: int = 1, max_size: int = 16) -> None:
         super().__init__()
         self._listener: threading.Thread | None = None
+        self._listening = threading.Event()
         self._closing = threading.Event()
         self.url = url
         self._sql_cache: dict[str, str] = {}
@@ -81,12 +88,20 @@ class PostgresStore(MigratingStore):
         tx.q("SELECT pg_notify(?, ?)", [_CHANNEL, f"{event}:{run_id}"])
 
     def subscribe(self, callback: Callable[[str, str], None]) -> None:
+        """Add a subscriber; returns once the LISTEN connection is up.
+
+        Waiting means a commit made after ``subscribe`` returns is heard (a
+        NOTIFY sent before LISTEN is lost). If the server cannot be reached the
+        wait is bounded: delivery starts when the listener connects, and pollers
+        stay correct meanwhile.
+        """
         super().subscribe(callback)
         if self._listener is None:
             self._listener = threading.Thread(
                 target=self._listen, name="runyard-pg-listen", daemon=True
             )
             self._listener.start()
+        self._listening.wait(_LISTEN_READY_S)
 
     def _listen(self) -> None:
         """Relay NOTIFY messages to subscribers; reconnect after errors until closed."""
@@ -94,15 +109,21 @@ class PostgresStore(MigratingStore):
             try:
                 with psycopg.connect(self.url, autocommit=True) as conn:
                     conn.execute(f"LISTEN {_CHANNEL}")
+                    self._listening.set()
                     while not self._closing.is_set():
                         for note in conn.notifies(timeout=0.5):
                             event, _, run_id = note.payload.partition(":")
                             self._dispatch([(event, run_id)])
             except psycopg.Error:
+                log.warning("lost the LISTEN connection; reconnecting", exc_info=True)
+                self._listening.clear()
                 self._closing.wait(1.0)
 
-    def _lock_agent(self, tx: Tx, agent_id: str) -> None:
-        tx.q("SELECT id FROM agents WHERE id = ? FOR UPDATE", [agent_id])
+    def _lock_agents(self, tx: Tx, agent_ids: Sequence[str]) -> None:
+        # ORDER BY puts the row locks after the sort: every claimer takes them in
+        # id order, so two claimers with overlapping candidates cannot deadlock.
+        marks = ", ".join("?" for _ in agent_ids)
+        tx.q(f"SELECT id FROM agents WHERE id IN ({marks}) ORDER BY id FOR UPDATE", agent_ids)
 
     def _lock_migrations(self, tx: Tx) -> None:
         tx.q("SELECT pg_advisory_xact_lock(?)", [_MIGRATION_LOCK])

@@ -2,28 +2,29 @@
 
 :class:`SqlStore` implements the whole :class:`~runyard.store.base.Store`
 protocol on top of three backend hooks: open a transaction (``_tx``), lock
-an agent row while claiming (``_lock_agent``), and the ``FOR UPDATE SKIP
-LOCKED`` suffix (empty on SQLite, where ``BEGIN IMMEDIATE`` already
+the candidate agents' rows while claiming (``_lock_agents``), and the ``FOR
+UPDATE SKIP LOCKED`` suffix (empty on SQLite, where ``BEGIN IMMEDIATE`` already
 serializes writers). Every status change is a conditional update.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from importlib import resources
 from typing import Any, Protocol
 
 from runyard.domain.entities import Agent, ApiKey, Run, RunOutcome, Workspace
-from runyard.domain.states import ACTIVE, RunStatus, sources_of
+from runyard.domain.states import ACTIVE, TERMINAL, RunStatus, sources_of
 from runyard.errors import Conflict
 from runyard.store import rows
 from runyard.store.base import LeaseState, ReapResult
-from runyard.types import now_millis
 
 _ACTIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))
+
+log = logging.getLogger("runyard.store")
 
 
 class Tx(Protocol):
@@ -80,12 +81,21 @@ class SqlStore(ABC):
         return items
 
     def _dispatch(self, events: list[tuple[str, str]]) -> None:
+        # The write is committed by now: a subscriber's bug must neither turn it
+        # into an error for the caller nor keep the other subscribers from hearing it.
         for event, run_id in events:
             for callback in list(self._subs):
-                callback(event, run_id)
+                try:
+                    callback(event, run_id)
+                except Exception:
+                    log.exception("run subscriber failed on %s %s", event, run_id)
 
-    def _lock_agent(self, tx: Tx, agent_id: str) -> None:
-        """Serialize claims of one agent's runs (no-op where writers are serialized)."""
+    def _lock_agents(self, tx: Tx, agent_ids: Sequence[str]) -> None:
+        """Serialize claims of these agents' runs (no-op where writers are serialized).
+
+        ``agent_ids`` come sorted, and implementations must lock in that order,
+        so that two claimers never wait for each other's agents (deadlock).
+        """
 
     # ---- workspaces and keys -------------------------------------------------
 
@@ -315,8 +325,11 @@ class SqlStore(ABC):
             " ORDER BY r.seq LIMIT 8" + self.skip_locked
         )
         with self._tx(write=True) as tx:
-            for cand in tx.q(candidates_sql):
-                self._lock_agent(tx, cand["agent_id"])
+            candidates = tx.q(candidates_sql)
+            if not candidates:
+                return None
+            self._lock_agents(tx, sorted({c["agent_id"] for c in candidates}))
+            for cand in candidates:
                 active = tx.q(
                     "SELECT COUNT(*) AS n FROM runs WHERE agent_id = ?"
                     f" AND status IN ({_ACTIVE_SQL})",
@@ -366,7 +379,9 @@ class SqlStore(ABC):
         return LeaseState(held=True, cancel_requested=bool(found[0]["cancel_requested"]))
 
     def finish_run(self, run_id: str, lease_token: str, outcome: RunOutcome, now: int) -> bool:
-        target = RunStatus(outcome.status)
+        target = RunStatus(outcome.status)  # ValueError for an unknown status
+        if target not in TERMINAL:
+            raise ValueError(f"finish_run needs a terminal status, not {target.value!r}")
         sources = [s.value for s in sources_of(target) if s is not RunStatus.QUEUED]
         sets: dict[str, Any] = {
             "status": target.value,
@@ -401,77 +416,54 @@ class SqlStore(ABC):
     def reap_expired(self, now: int, max_claims: int) -> ReapResult:
         """Rescue runs whose worker stopped renewing its lease.
 
-        A run that was claimed but never started re-queues (nothing of it ran);
-        a started run re-queues only while it has attempts left, otherwise it
-        fails with the retryable ``worker_lost`` error, so no run is lost and
-        none runs twice unless the caller allowed retries.
+        A run whose cancellation was requested (its agent was deleted) ends
+        ``cancelled``: it never goes back to the queue. Otherwise a run that was
+        claimed but never started re-queues (nothing of it ran) until it has
+        been claimed ``max_claims`` times; a started run re-queues only while it
+        has attempts left, otherwise it fails with the retryable
+        ``worker_lost`` error, so no run is lost and none runs twice unless the
+        caller allowed retries.
         """
         release = (
             "status = 'queued', lease_owner = NULL, lease_token = NULL,"
             " lease_expires_at = NULL, updated_at = ?"
         )
+        ended = "lease_token = NULL, lease_expires_at = NULL, updated_at = ?, completed_at = ?"
         fail = (
-            "status = 'failed', lease_token = NULL, lease_expires_at = NULL,"
-            " updated_at = ?, completed_at = ?, error_code = 'worker_lost',"
+            f"status = 'failed', {ended}, error_code = 'worker_lost',"
             " error_message = 'the worker running this run stopped responding',"
             " error_retryable = ?"
         )
-        expired = "lease_expires_at < ?"
+        cancel = (
+            f"status = 'cancelled', {ended}, error_code = 'cancelled',"
+            " error_message = 'the run was cancelled; its worker stopped responding',"
+            " error_retryable = ?"
+        )
+        expired = f"status IN ({_ACTIVE_SQL}) AND lease_expires_at < ?"
         with self._tx(write=True) as tx:
+            cancelled = tx.q(
+                f"UPDATE runs SET {cancel} WHERE {expired} AND cancel_requested = ? RETURNING id",
+                [now, now, False, now, True],
+            )
             requeued = tx.q(
-                f"UPDATE runs SET {release} WHERE status = 'claimed' AND {expired}"
+                f"UPDATE runs SET {release} WHERE {expired} AND status = 'claimed'"
                 " AND attempt < ? RETURNING id",
                 [now, now, max_claims],
             )
             requeued += tx.q(
-                f"UPDATE runs SET {release}, started_at = NULL WHERE status = 'running'"
-                f" AND {expired} AND attempt < max_attempts RETURNING id",
+                f"UPDATE runs SET {release}, started_at = NULL WHERE {expired}"
+                " AND status = 'running' AND attempt < max_attempts RETURNING id",
                 [now, now],
             )
             failed = tx.q(
-                f"UPDATE runs SET {fail} WHERE status IN ({_ACTIVE_SQL}) AND {expired}"
-                " RETURNING id",
-                [now, now, True, now],
+                f"UPDATE runs SET {fail} WHERE {expired} RETURNING id", [now, now, True, now]
             )
             for r in requeued:
                 self._notify(tx, "queued", r["id"])
-            for r in failed:
+            for r in failed + cancelled:
                 self._notify(tx, "finished", r["id"])
-        return ReapResult(requeued=[r["id"] for r in requeued], failed=[r["id"] for r in failed])
-
-
-def iter_statements(script: str) -> Iterator[str]:
-    """Split a migration file on ``;`` at line ends (no procedural SQL in migrations)."""
-    for stmt in script.split(";\n"):
-        if stmt.strip():
-            yield stmt.strip().rstrip(";")
-
-
-class MigratingStore(SqlStore):
-    """Adds the migration runner: ``migrations/<backend>/NNNN_name.sql`` in order."""
-
-    def _lock_migrations(self, tx: Tx) -> None:
-        """Keep two processes from migrating at once (no-op where writers serialize)."""
-
-    def migrate(self) -> None:
-        folder = resources.files("runyard.store.migrations") / self.backend
-        scripts = sorted(
-            (p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name
+        return ReapResult(
+            requeued=[r["id"] for r in requeued],
+            failed=[r["id"] for r in failed],
+            cancelled=[r["id"] for r in cancelled],
         )
-        with self._tx(write=True) as tx:
-            self._lock_migrations(tx)
-            tx.x(
-                "CREATE TABLE IF NOT EXISTS schema_migrations"
-                " (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)"
-            )
-            done = {r["version"] for r in tx.q("SELECT version FROM schema_migrations")}
-            for script in scripts:
-                version = script.name.removesuffix(".sql")
-                if version in done:
-                    continue
-                for stmt in iter_statements(script.read_text()):
-                    tx.x(stmt)
-                tx.x(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                    [version, now_millis()],
-                )

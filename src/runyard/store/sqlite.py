@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from runyard.store.sql import MigratingStore, Tx
+from runyard.store.migrator import MigratingStore
+from runyard.store.sql import Tx
 
 
 class _SqliteTx:
@@ -49,17 +51,42 @@ class SqliteStore(MigratingStore):
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=self._busy_timeout_ms / 1000,
             )
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            try:
+                conn.row_factory = sqlite3.Row
+                conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+                self._enable_wal(conn)
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except BaseException:
+                conn.close()
+                raise
             self._local.conn = conn
             with self._conns_lock:
                 self._conns.append(conn)
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL, retrying while another connection holds the lock.
+
+        Changing the journal mode of a fresh file needs an exclusive lock and
+        SQLite reports ``database is locked`` at once instead of calling the
+        busy handler, so connections opened together (threads of one process,
+        or ``up`` and ``worker`` starting at the same time) retry here.
+        """
+        deadline = time.monotonic() + self._busy_timeout_ms / 1000
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     @contextmanager
     def _tx(self, write: bool = False) -> Iterator[Tx]:
@@ -67,11 +94,14 @@ class SqliteStore(MigratingStore):
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield _SqliteTx(conn)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # Also after a failed COMMIT: never leave this thread's connection
+            # inside a transaction, or every later BEGIN on it would fail.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             self._take_pending()
             raise
-        conn.execute("COMMIT")
         events = self._take_pending()
         if events:
             self._dispatch(events)

@@ -4,7 +4,8 @@ It claims whenever a slot is free and there may be work: when a run is
 queued (a store signal), when one of its own runs finishes (which may free
 an agent's concurrency slot), and on the poll interval as the correctness
 path. On shutdown it stops claiming, lets in-flight runs finish for a grace
-period, then cancels them so they end ``cancelled`` rather than lost.
+period, then kills them so they end ``failed`` with the retryable
+``worker_shutdown`` error rather than being lost.
 """
 
 from __future__ import annotations

@@ -20,8 +20,13 @@ MAX_CLAIMS = 5
 
 def reap_once(store: Store) -> ReapResult:
     result = store.reap_expired(now_millis(), MAX_CLAIMS)
-    if result.requeued or result.failed:
-        log.warning("reaper: requeued %s, failed %s", result.requeued, result.failed)
+    if result.requeued or result.failed or result.cancelled:
+        log.warning(
+            "reaper: requeued %s, failed %s, cancelled %s",
+            result.requeued,
+            result.failed,
+            result.cancelled,
+        )
     return result
 
 
