@@ -11,9 +11,7 @@ scripts).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -58,20 +56,20 @@ def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
             proc.wait()
 
 
-def kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+def kill_marked(marker: str) -> None:
+    """SIGKILL every process whose command line carries ``marker`` (a run's unique tag)."""
+    subprocess.run(["pkill", "-KILL", "-f", marker], capture_output=True, check=False)
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether a live (not zombie) process is still in process group ``pgid``."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+def marked_alive(marker: str) -> bool:
+    """Whether a live (not zombie) process carries ``marker`` in its command line."""
+    for proc_dir in Path("/proc").glob("[0-9]*"):
         try:
-            text = stat.read_text()
+            cmdline = (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            stat = (proc_dir / "stat").read_text()
         except OSError:
             continue
-        state, _ppid, pgrp = text[text.rindex(")") + 2 :].split()[:3]
-        if int(pgrp) == pgid and state not in ("Z", "X"):
+        if marker in cmdline and stat[stat.rindex(")") + 2] not in ("Z", "X"):
             return True
     return False
 
@@ -85,7 +83,7 @@ class Cluster:
     base_url: str = ""
     key: str = ""
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    run_groups: list[int] = field(default_factory=list)
+    run_markers: list[str] = field(default_factory=list)
 
     def _spawn(self, name: str, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
         log_path = self.data_dir.parent / f"{name}-{len(self.procs)}.log"
@@ -156,5 +154,5 @@ class Cluster:
     def stop(self) -> None:
         for proc in reversed(self.procs):
             stop_process(proc)
-        for pgid in self.run_groups:
-            kill_group(pgid)
+        for marker in self.run_markers:
+            kill_marked(marker)

@@ -9,8 +9,6 @@ private directory, its ephemeral home), and that it never starts the run.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 from pathlib import Path
 
 from runyard.harness import build_registry
@@ -20,7 +18,7 @@ from runyard.store.base import Store
 from runyard.types import now_millis
 from runyard.worker.executor import Executor
 from tests.integration import factories as f
-from tests.integration.cluster import group_alive
+from tests.integration.cluster import kill_marked, marked_alive
 
 
 def _executor(store: Store, data_dir: Path) -> Executor:
@@ -30,8 +28,8 @@ def _executor(store: Store, data_dir: Path) -> Executor:
     return Executor(store, settings, build_substrate(settings), build_registry())
 
 
-def _gone(pgid: int) -> bool:
-    return not group_alive(pgid)
+def _gone(marker: str) -> bool:
+    return not marked_alive(marker)
 
 
 async def _wait_file(path: Path) -> str:
@@ -42,7 +40,11 @@ async def _wait_file(path: Path) -> str:
     raise AssertionError(f"{path} never appeared")
 
 
-HANG = 'echo $$ > "{signals}/pgid"\nsleep 300 & wait\n'
+# The run's child is tagged with the run id: pids inside a run are namespaced.
+HANG = (
+    'echo "runyard-hang-$RUNYARD_RUN_ID" > "{signals}/pgid"\n'
+    '(exec -a "runyard-hang-$RUNYARD_RUN_ID" sleep 300) & wait\n'
+)
 
 
 def test_stale_attempt_leaves_the_current_attempt_alone(
@@ -93,12 +95,12 @@ def test_lost_lease_kills_the_process_and_writes_nothing(
     run = f.run_entity(agent, text=HANG.format(signals=tmp_path))
     store.insert_run(run, concurrency_limit=1)
     claimed, token = f.claim_one(store, "me")
-    pgid = 0
+    pgid = ""
 
     async def scenario() -> None:
         nonlocal pgid
         task = asyncio.create_task(_executor(store, tmp_path / "data").execute(claimed, token))
-        pgid = int(await _wait_file(tmp_path / "pgid"))
+        pgid = (await _wait_file(tmp_path / "pgid")).strip()
         # the reaper (another worker, a later clock) decides this worker is gone
         assert store.reap_expired(now_millis() + 10**7, 5).failed == [run.id]
         await asyncio.wait_for(task, 60)
@@ -109,7 +111,7 @@ def test_lost_lease_kills_the_process_and_writes_nothing(
         f.wait_until(lambda: _gone(pgid), "the run's process group to be gone")
     finally:
         if pgid and not _gone(pgid):
-            os.killpg(pgid, signal.SIGKILL)
+            kill_marked(pgid)
     got = f.current(store, run)
     assert (got.status, got.error.code, got.error.retryable) == ("failed", "worker_lost", True)
 
@@ -121,12 +123,12 @@ def test_deleting_the_agent_cancels_its_running_run(sqlite_store: Store, tmp_pat
     run = f.run_entity(agent, text=HANG.format(signals=tmp_path))
     store.insert_run(run, concurrency_limit=1)
     claimed, token = f.claim_one(store, "me")
-    pgid = 0
+    pgid = ""
 
     async def scenario() -> None:
         nonlocal pgid
         task = asyncio.create_task(_executor(store, tmp_path / "data").execute(claimed, token))
-        pgid = int(await _wait_file(tmp_path / "pgid"))
+        pgid = (await _wait_file(tmp_path / "pgid")).strip()
         assert store.delete_agent(ws.id, agent.id, now_millis())
         await asyncio.wait_for(task, 60)
 
@@ -136,6 +138,6 @@ def test_deleting_the_agent_cancels_its_running_run(sqlite_store: Store, tmp_pat
         f.wait_until(lambda: _gone(pgid), "the run's process group to be gone")
     finally:
         if pgid and not _gone(pgid):
-            os.killpg(pgid, signal.SIGKILL)
+            kill_marked(pgid)
     got = f.current(store, run)
     assert (got.status, got.error.code) == ("cancelled", "cancelled")

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from runyard.domain.entities import Run
 from runyard.store.postgres import PostgresStore
@@ -26,19 +25,24 @@ from tests.conftest import Server, start_up
 from tests.integration.cluster import (
     SHORT_LEASES,
     Cluster,
-    group_alive,
-    kill_group,
+    kill_marked,
+    marked_alive,
     stop_process,
     wait_for,
 )
 
-# Records the execution and its process group, then outlives any lease.
+# Records the execution, then outlives any lease in a child tagged with the
+# run id (pids inside a run are namespaced, so tests find it by that tag).
 SLOW = """\
 echo "$RUNYARD_RUN_ID" >> "$HOME/executions"
-echo $$ > "$HOME/pgid"
-sleep 300 &
+(exec -a "runyard-slow-$RUNYARD_RUN_ID" sleep 300) &
 wait
 """
+
+
+def marker_of(run_id: str) -> str:
+    return f"runyard-slow-{run_id}"
+
 
 QUICK = 'echo "$RUNYARD_RUN_ID" >> "$HOME/executions"; echo "$RUNYARD_RUN_ID"'
 
@@ -82,13 +86,14 @@ def wait_status(client: httpx.Client, agent_id: str, run_id: str, status: str) -
 
 def start_running(
     pool: ThreadPoolExecutor, client: httpx.Client, agent_id: str, home: Path
-) -> tuple[str, int, Future[httpx.Response]]:
-    """Submit SLOW and wait until it runs; returns its id, process group, pending /exec."""
+) -> tuple[str, str, Future[httpx.Response]]:
+    """Submit SLOW and wait until it runs; returns its id, process tag, pending /exec."""
     pending = exec_in_background(pool, client, agent_id, SLOW)
     run_id: str = wait_for(lambda: executions(home)[:1], "the run to start")[0]
     wait_status(client, agent_id, run_id, "running")
-    pgid = int(wait_for(lambda: (home / "pgid").exists() and (home / "pgid").read_text(), "pgid"))
-    return run_id, pgid, pending
+    marker = marker_of(run_id)
+    wait_for(lambda: marked_alive(marker), "the run's child")
+    return run_id, marker, pending
 
 
 def assert_lost_once(doc: dict[str, Any], home: Path, run_id: str) -> None:
@@ -105,14 +110,14 @@ def test_up_killed_during_a_run_fails_it_once(tmp_path: Path) -> None:
     """SQLite: ``runyard up`` dies mid-run; the restarted one fails the run, never re-runs it."""
     data = tmp_path / "data"
     servers: list[Server] = [start_up(data, SHORT_LEASES)]
-    pgid = 0
+    marker = ""
     try:
         client = servers[0].client()
         resp = client.post("/v1/workspaces/default/agents", json={"name": "Crash Up"})
         agent_id = resp.json()["agent"]["id"]
         home = data / "agents" / agent_id / "home"
         with ThreadPoolExecutor(1) as pool:
-            run_id, pgid, pending = start_running(pool, client, agent_id, home)
+            run_id, marker, pending = start_running(pool, client, agent_id, home)
             servers[0].proc.kill()
             servers[0].proc.wait()
             assert isinstance(pending.exception(60), httpx.TransportError)
@@ -129,8 +134,8 @@ def test_up_killed_during_a_run_fails_it_once(tmp_path: Path) -> None:
     finally:
         for srv in servers:
             srv.stop()
-        if pgid:
-            kill_group(pgid)
+        if marker:
+            kill_marked(marker)
 
 
 def test_worker_killed_during_a_run_fails_it_once(cluster: Cluster) -> None:
@@ -140,8 +145,8 @@ def test_worker_killed_during_a_run_fails_it_once(cluster: Cluster) -> None:
     agent_id = cluster.create_agent("Crash Worker")
     home = cluster.home(agent_id)
     with cluster.client() as client, ThreadPoolExecutor(1) as pool:
-        run_id, pgid, pending = start_running(pool, client, agent_id, home)
-        cluster.run_groups.append(pgid)
+        run_id, marker, pending = start_running(pool, client, agent_id, home)
+        cluster.run_markers.append(marker)
         first.kill()
         first.wait()
         cluster.worker()
@@ -157,24 +162,19 @@ def test_worker_killed_during_a_run_fails_it_once(cluster: Cluster) -> None:
         assert executions(home) == [run_id, done.json()["runId"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="process substrate: setpriv --pdeathsig reaches only the run's direct child;"
-    " its descendants outlive a SIGKILLed worker (owner: src/runyard/sandbox/)",
-)
 def test_run_processes_do_not_outlive_a_killed_worker(cluster: Cluster) -> None:
     cluster.serve()
     first = cluster.worker()
     agent_id = cluster.create_agent("Orphans")
     with cluster.client() as client, ThreadPoolExecutor(1) as pool:
-        _, pgid, pending = start_running(pool, client, agent_id, cluster.home(agent_id))
-        cluster.run_groups.append(pgid)
+        _, marker, pending = start_running(pool, client, agent_id, cluster.home(agent_id))
+        cluster.run_markers.append(marker)
         first.kill()
         first.wait()
         cluster.worker()  # lets the pending /exec end: the run fails as worker_lost
         assert pending.result(120).status_code == 502
     # the worker has been dead for a whole lease: a death signal had all that time
-    assert not group_alive(pgid)
+    assert not marked_alive(marker)
 
 
 # ---- (b) SIGKILL while only claimed ----------------------------------------------------------

@@ -1,14 +1,18 @@
 """The ``process`` substrate: no isolation, for development only.
 
-It runs the harness as a plain child process in the agent's home, in its own
-session so that timeout and cancel kill the process group, with a minimal
-environment (no host variables leak in). It never applies network, memory
-or disk policy; runyard uses it only when it is chosen explicitly.
+It runs the harness as a plain child process in the agent's home with a
+minimal environment (no host variables leak in). Its one guarantee is that
+nothing of a run outlives it: the harness is pid 1 of its own pid namespace
+(``unshare --pid --kill-child``), whose every process dies with it, and the
+``unshare`` itself gets SIGKILL if the worker dies (``setpriv --pdeathsig``).
+It never applies file, network, memory or disk policy; runyard uses it only
+when it is chosen explicitly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from pathlib import Path
 
@@ -21,10 +25,16 @@ class ProcessSubstrate(Substrate):
 
     def __init__(self, volumes: HomeVolumes, scratch: Path) -> None:
         super().__init__(volumes, scratch)
-        # setpriv (util-linux) makes the child get SIGKILL if the worker dies,
-        # without a preexec_fn (unsafe in a threaded process).
-        setpriv = shutil.which("setpriv")
-        self._die_with_parent = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+        # util-linux, without a preexec_fn (unsafe in a threaded process).
+        self._die_with_parent: list[str] = []
+        setpriv, unshare = shutil.which("setpriv"), shutil.which("unshare")
+        if setpriv:
+            self._die_with_parent += [setpriv, "--pdeathsig", "KILL", "--"]
+        if unshare:
+            self._die_with_parent += [unshare, "--pid", "--fork", "--kill-child=KILL"]
+            if os.geteuid() != 0:
+                self._die_with_parent.append("--map-current-user")
+            self._die_with_parent.append("--")
 
     def check(self) -> None:
         """Always available: it needs nothing but fork and exec."""

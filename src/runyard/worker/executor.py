@@ -221,7 +221,7 @@ class Executor:
             policy=policy,
             stdin=invocation.stdin,
             agent_id=agent.id,
-            run_id=run.id,
+            run_id=f"{run.id}-{run.attempt}",  # per attempt: cgroup and socket names
             ephemeral_home=ephemeral,
         )
         cancel = asyncio.Event()
