@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from runyard.errors import SandboxUnavailable
 from runyard.sandbox.volumes import HomeVolumes, _mounted
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="home volumes are mounted as root")
@@ -21,15 +24,22 @@ def mounts_at(path: Path) -> int:
 
 @pytest.fixture
 def roots(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    data, mount_root = tmp_path / "data", tmp_path / "mnt" / "inst"
+    # The mount root must be reachable by sandbox uids; tmp_path's parents are 0700.
+    top = Path("/run/runyard-test") / uuid.uuid4().hex[:8]
+    data, mount_root = tmp_path / "data", top / "inst"
     yield data, mount_root
     subprocess.run(["umount", "-R", str(mount_root)], capture_output=True, check=False)
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def test_an_unreachable_mount_root_fails_closed(tmp_path: Path) -> None:
+    volumes = HomeVolumes(tmp_path / "data", tmp_path / "private" / "inst", quota=False)
+    with pytest.raises(SandboxUnavailable, match="not traversable"):
+        volumes.check()
 
 
 @pytest.mark.parametrize("quota", [True, False])
-def test_ensure_is_idempotent_and_remove_cleans_up(
-    roots: tuple[Path, Path], quota: bool
-) -> None:
+def test_ensure_is_idempotent_and_remove_cleans_up(roots: tuple[Path, Path], quota: bool) -> None:
     data, mount_root = roots
     volumes = HomeVolumes(data, mount_root, quota=quota)
     volumes.check()

@@ -1,6 +1,7 @@
 """Moves environments through their lifecycle: ``pending → provisioning → ready``.
 
-The worker runs this loop. Provisioning creates (and, under bwrap as root,
+The worker runs this loop. Deleted agents' environments are torn down
+(their home volume unmounted and removed). Provisioning creates (and, under bwrap as root,
 mounts) the agent's home volume through the substrate;
 reconciliation applies harness changes (``runtimeReconciliation.status``
 ``pending → applied``). Each step is a conditional update on the current
@@ -28,13 +29,28 @@ class Provisioner:
 
     def step(self) -> int:
         """Do one round of pending work; returns how many environments changed."""
-        changed = 0
+        changed = self._tear_down()
         for agent in self._store.environments_needing_work(limit=32):
             if agent.environment.status == "pending":
                 changed += self._provision(agent)
             elif agent.environment.reconciliation_status == "pending":
                 changed += self._reconcile(agent)
         return changed
+
+    def _tear_down(self) -> int:
+        """Remove deleted agents' homes. A home still busy (its last run is being
+        killed) fails to unmount; the row stays and the next round retries."""
+        done = 0
+        for agent_id in self._store.pending_teardowns(limit=16):
+            try:
+                self._substrate.remove_home(agent_id)
+            except OSError as exc:
+                log.info("teardown of %s deferred: %s", agent_id, exc)
+                self._store.finish_teardown(agent_id, done=False)
+                continue
+            self._store.finish_teardown(agent_id, done=True)
+            done += 1
+        return done
 
     def _provision(self, agent: Agent) -> int:
         if not self._store.set_environment(

@@ -77,8 +77,14 @@ class HomeVolumes:
         if missing:
             raise SandboxUnavailable(f"missing tools for home volumes: {', '.join(missing)}")
         for d in (self.root.parent, self.root, self.root / "homes", self.root / "runs"):
-            d.mkdir(mode=0o711, exist_ok=True)
+            d.mkdir(mode=0o711, parents=True, exist_ok=True)
             os.chmod(d, 0o711)
+        for ancestor in self.root.parent.parents:
+            if not os.stat(ancestor).st_mode & 0o001:
+                raise SandboxUnavailable(
+                    f"{ancestor} is not traversable by other users, so sandboxes cannot reach"
+                    f" the agent homes under {self.root}; choose another RUNYARD_MOUNT_ROOT"
+                )
 
     def home(self, agent_id: str) -> Path:
         if self.mounted:

@@ -251,7 +251,32 @@ class SqlStore(ABC):
             deleted = tx.x(
                 "DELETE FROM agents WHERE workspace_id = ? AND id = ?", [workspace_id, agent_id]
             )
+            if deleted:
+                # The worker tears the environment (home volume) down from this row.
+                tx.x(
+                    "INSERT INTO environment_teardowns (agent_id, workspace_id, requested_at)"
+                    " VALUES (?, ?, ?)",
+                    [agent_id, workspace_id, now],
+                )
         return deleted == 1
+
+    def pending_teardowns(self, limit: int) -> list[str]:
+        with self._tx() as tx:
+            found = tx.q(
+                "SELECT agent_id FROM environment_teardowns ORDER BY requested_at LIMIT ?",
+                [limit],
+            )
+        return [r["agent_id"] for r in found]
+
+    def finish_teardown(self, agent_id: str, done: bool) -> None:
+        with self._tx(write=True) as tx:
+            if done:
+                tx.x("DELETE FROM environment_teardowns WHERE agent_id = ?", [agent_id])
+            else:
+                tx.x(
+                    "UPDATE environment_teardowns SET attempts = attempts + 1 WHERE agent_id = ?",
+                    [agent_id],
+                )
 
     def environments_needing_work(self, limit: int) -> list[Agent]:
         with self._tx() as tx:
