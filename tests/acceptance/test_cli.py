@@ -246,6 +246,8 @@ def test_harnesses_set(server: Server, agent: dict[str, Any]) -> None:
             "shell",
             "--available",
             "command",
+            "--command",
+            "tr 'a-z' A-Z",
             "--disabled",
             "codex",
             "--json",
@@ -253,7 +255,12 @@ def test_harnesses_set(server: Server, agent: dict[str, Any]) -> None:
     )
     assert doc["agent"]["harnessTargets"] == [
         {"harnessName": "shell", "enabled": True, "role": "default"},
-        {"harnessName": "command", "enabled": True, "role": "available"},
+        {
+            "harnessName": "command",
+            "enabled": True,
+            "role": "available",
+            "command": ["tr", "a-z", "A-Z"],
+        },
         {"harnessName": "codex", "enabled": False, "role": "available"},
     ]
     human = ok(cli(server, "agents", "harnesses", "set", id_of(agent), "--default", "shell"))

@@ -8,6 +8,7 @@ stdin is not a terminal.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from typing import Annotated, Any
 
@@ -160,6 +161,14 @@ def set_harnesses(
             "--disabled", help="Configured but disabled (repeatable).", show_default=False
         ),
     ] = None,
+    command: Annotated[
+        str | None,
+        typer.Option(
+            "--command",
+            help="The argv of the 'command' harness, as one shell-quoted string.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
@@ -174,6 +183,11 @@ def set_harnesses(
     targets: list[dict[str, Any]] = [{"harnessName": default, "enabled": True, "role": "default"}]
     targets += [{"harnessName": n, "enabled": True, "role": "available"} for n in available or []]
     targets += [{"harnessName": n, "enabled": False, "role": "available"} for n in disabled or []]
+    if command is not None:
+        argv = shlex.split(command)
+        for target in targets:
+            if target["harnessName"] == "command":
+                target["command"] = argv
     with connected(base_url, api_key, workspace, data_dir) as client:
         doc = client.set_harnesses(agent, targets)
     if as_json:
