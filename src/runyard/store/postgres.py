@@ -77,6 +77,17 @@ class PostgresStore(MigratingStore):
 
     @contextmanager
     def _tx(self, write: bool = False) -> Iterator[Tx]:
+        if not write:
+            # Reads are single statements: autocommit spares BEGIN and COMMIT,
+            # two round trips per read.
+            with self._pool.connection() as conn:
+                conn.autocommit = True
+                try:
+                    with conn.cursor(row_factory=dict_row) as cur:
+                        yield _PgTx(cur, self._sql_cache)
+                finally:
+                    conn.autocommit = False
+            return
         with (
             self._pool.connection() as conn,
             conn.transaction(),

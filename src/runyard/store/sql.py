@@ -53,7 +53,9 @@ class SqlStore(ABC):
     skip_locked = ""
 
     @abstractmethod
-    def _tx(self, write: bool = False) -> AbstractContextManager[Tx]: ...
+    def _tx(self, write: bool = False) -> AbstractContextManager[Tx]:
+        """A transaction for writes; for reads (``write=False``) a context for ONE
+        statement, which backends may run without an explicit transaction."""
 
     @abstractmethod
     def _is_unique_violation(self, exc: BaseException) -> bool: ...

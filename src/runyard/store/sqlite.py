@@ -91,7 +91,12 @@ class SqliteStore(MigratingStore):
     @contextmanager
     def _tx(self, write: bool = False) -> Iterator[Tx]:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        if not write:
+            # Reads are single statements: SQLite runs each in its own implicit
+            # transaction, so BEGIN/COMMIT would only cost two more calls.
+            yield _SqliteTx(conn)
+            return
+        conn.execute("BEGIN IMMEDIATE")
         try:
             yield _SqliteTx(conn)
             conn.execute("COMMIT")
