@@ -31,7 +31,7 @@ from runyard.store.sqlite import SqliteStore
 PG_ADMIN_URL = os.environ.get(
     "RUNYARD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-TABLES = ("runs", "agents", "api_keys", "workspaces", "environment_teardowns")
+TABLES = ("runs", "agents", "api_keys", "workspaces", "environment_teardowns", "secrets")
 
 
 def _with_db(url: str, dbname: str) -> str:

@@ -73,6 +73,7 @@ class Settings:
     max_timeout_seconds: int = 3600
     sync_wait_grace_seconds: float = 30.0
     admission_wait_seconds: float = 15.0
+    secret_key: str | None = field(default=None, repr=False)
     max_input_bytes: int = 1_048_576
     max_output_bytes: int = 1_048_576
 
@@ -134,6 +135,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
         reaper_seconds=_env_float(env, "RUNYARD_REAPER_SECONDS", 5.0),
         poll_seconds=_env_float(env, "RUNYARD_POLL_SECONDS", 1.0),
         admission_wait_seconds=_env_float(env, "RUNYARD_ADMISSION_WAIT_SECONDS", 15.0),
+        secret_key=env.get("RUNYARD_SECRET_KEY") or None,
     )
     if env.get("RUNYARD_WORKER_ID"):
         base = replace(base, worker_id=env["RUNYARD_WORKER_ID"])

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runyard import __version__
 from runyard.api.errors import SurfaceRenderers, install_error_handler, native_envelope
-from runyard.api.routers import control, runtime
+from runyard.api.routers import control, runtime, secrets
 from runyard.errors import PayloadTooLarge
 from runyard.services.container import Services
 
@@ -86,6 +86,7 @@ def create_app(services: Services) -> FastAPI:
     install_error_handler(app, renderers)
     app.include_router(control.router)
     app.include_router(runtime.router)
+    app.include_router(secrets.router)
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, Any]:

@@ -92,7 +92,7 @@ async def run_processes(
     tasks: list[asyncio.Task[None]] = []
     server: uvicorn.Server | None = None
     if substrate is not None:
-        executor = Executor(services.store, settings, substrate, build_registry())
+        executor = Executor(services.store, settings, substrate, build_registry(), services.secrets)
         tasks.append(
             asyncio.create_task(
                 Worker(services.store, settings, executor, services.signals).run(stop)

@@ -120,3 +120,18 @@ class RunOutcome:
     session_id: str | None = None
     harness_resolved: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A workspace secret; ``ciphertext`` is only ever opened by the worker."""
+
+    id: str
+    workspace_id: str
+    name: str
+    projection_name: str
+    ciphertext: str
+    value_length: int
+    agent_ids: list[str]
+    created_at: int
+    updated_at: int

@@ -7,6 +7,8 @@ them as bodies.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, field_validator, model_validator
 
 from runyard.domain.naming import is_slug, safe_relative_path, slugify
@@ -135,4 +137,33 @@ class ExecRequest(Strict):
     def _no_nul(cls, value: str) -> str:
         if "\x00" in value:
             raise ValueError("input must not contain NUL characters")
+        return value
+
+
+RESERVED_PROJECTIONS = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "LANG", "TERM", "PWD"}
+    | {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"}
+    | {"LD_PRELOAD", "LD_LIBRARY_PATH"}
+)
+
+
+class SecretPut(Strict):
+    projection_name: str = Field(alias="projectionName", pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")
+    value: str | None = Field(default=None, min_length=1, max_length=65_536)
+    agent_ids: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list, alias="agentIds", max_length=256
+    )
+
+    @field_validator("projection_name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_PROJECTIONS or value.startswith("RUNYARD_"):
+            raise ValueError(f"projectionName {value!r} is reserved by runyard")
+        return value
+
+    @field_validator("value")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("value must not contain NUL characters")
         return value

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runyard.secrets_box import SecretBox, load_key
 from runyard.services.admission import Admission
 from runyard.services.agents import AgentService
 from runyard.services.keys import KeyService
 from runyard.services.notify import RunSignals
 from runyard.services.runs import RunService
+from runyard.services.secrets import SecretService
 from runyard.services.workspaces import WorkspaceService
 from runyard.settings import Settings
 from runyard.store.base import Store
@@ -24,6 +26,7 @@ class Services:
     agents: AgentService
     runs: RunService
     admission: Admission
+    secrets: SecretService
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> Services:
@@ -39,4 +42,7 @@ class Services:
             agents=AgentService(store),
             runs=RunService(store, settings, signals),
             admission=Admission(store, settings),
+            secrets=SecretService(
+                store, SecretBox(load_key(settings.secret_key, settings.data_dir))
+            ),
         )

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from runyard.domain.entities import Agent, ApiKey, Run, RunOutcome, Workspace
+from runyard.domain.entities import Agent, ApiKey, Run, RunOutcome, Secret, Workspace
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,12 @@ class Store(Protocol):
     def set_environment(
         self, agent_id: str, from_statuses: tuple[str, ...], changes: dict[str, Any], now: int
     ) -> bool: ...
+
+    # secrets (scoped by workspace; values stay sealed)
+    def put_secret(self, secret: Secret) -> Secret: ...
+    def list_secrets(self, workspace_id: str) -> list[Secret]: ...
+    def get_secret(self, workspace_id: str, name: str) -> Secret | None: ...
+    def delete_secret(self, workspace_id: str, name: str) -> bool: ...
 
     # runs: client side
     def insert_run(self, run: Run, concurrency_limit: int) -> None: ...

@@ -9,7 +9,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runyard.domain.entities import Agent, ApiKey, Environment, KeyKind, Run, RunError, Workspace
+from runyard.domain.entities import (
+    Agent,
+    ApiKey,
+    Environment,
+    KeyKind,
+    Run,
+    RunError,
+    Secret,
+    Workspace,
+)
 
 Row = dict[str, Any]
 
@@ -156,3 +165,17 @@ def run_params(r: Run, concurrency_limit: int) -> dict[str, Any]:
         "source": r.source,
         "concurrency_limit": concurrency_limit,
     }
+
+
+def secret(row: Row) -> Secret:
+    return Secret(
+        id=row["id"],
+        workspace_id=row["workspace_id"],
+        name=row["name"],
+        projection_name=row["projection_name"],
+        ciphertext=row["ciphertext"],
+        value_length=row["value_length"],
+        agent_ids=loads(row["agent_ids"]) or [],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

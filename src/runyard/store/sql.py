@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from runyard.domain.entities import Agent, ApiKey, Run, RunOutcome, Workspace
+from runyard.domain.entities import Agent, ApiKey, Run, RunOutcome, Secret, Workspace
 from runyard.domain.states import ACTIVE, TERMINAL, RunStatus, sources_of
 from runyard.errors import Conflict
 from runyard.store import rows
@@ -300,6 +300,69 @@ class SqlStore(ABC):
                     f"UPDATE agents SET {sets}"
                     f" WHERE id = ? AND env_status IN ({_in(from_statuses)})",
                     [*values.values(), agent_id, *from_statuses],
+                )
+                == 1
+            )
+
+    # ---- secrets -------------------------------------------------------------------------
+
+    def put_secret(self, secret: Secret) -> Secret:
+        """Create the secret, or replace projection, value and bindings of the same name."""
+        with self._tx(write=True) as tx:
+            updated = tx.x(
+                "UPDATE secrets SET projection_name = ?, ciphertext = ?, value_length = ?,"
+                " agent_ids = ?, updated_at = ? WHERE workspace_id = ? AND name = ?",
+                [
+                    secret.projection_name,
+                    secret.ciphertext,
+                    secret.value_length,
+                    rows.dumps(secret.agent_ids),
+                    secret.updated_at,
+                    secret.workspace_id,
+                    secret.name,
+                ],
+            )
+            if not updated:
+                sql, values = _insert_sql(
+                    "secrets",
+                    {
+                        "id": secret.id,
+                        "workspace_id": secret.workspace_id,
+                        "name": secret.name,
+                        "projection_name": secret.projection_name,
+                        "ciphertext": secret.ciphertext,
+                        "value_length": secret.value_length,
+                        "agent_ids": rows.dumps(secret.agent_ids),
+                        "created_at": secret.created_at,
+                        "updated_at": secret.updated_at,
+                    },
+                )
+                tx.x(sql, values)
+            found = tx.q(
+                "SELECT * FROM secrets WHERE workspace_id = ? AND name = ?",
+                [secret.workspace_id, secret.name],
+            )
+        return rows.secret(found[0])
+
+    def list_secrets(self, workspace_id: str) -> list[Secret]:
+        with self._tx() as tx:
+            found = tx.q(
+                "SELECT * FROM secrets WHERE workspace_id = ? ORDER BY name", [workspace_id]
+            )
+        return [rows.secret(r) for r in found]
+
+    def get_secret(self, workspace_id: str, name: str) -> Secret | None:
+        with self._tx() as tx:
+            found = tx.q(
+                "SELECT * FROM secrets WHERE workspace_id = ? AND name = ?", [workspace_id, name]
+            )
+        return rows.secret(found[0]) if found else None
+
+    def delete_secret(self, workspace_id: str, name: str) -> bool:
+        with self._tx(write=True) as tx:
+            return (
+                tx.x(
+                    "DELETE FROM secrets WHERE workspace_id = ? AND name = ?", [workspace_id, name]
                 )
                 == 1
             )

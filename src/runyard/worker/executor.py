@@ -22,8 +22,10 @@ from runyard.domain.states import RunStatus
 from runyard.environments.homes import PathEscape, resolve_workdir
 from runyard.errors import SandboxUnavailable
 from runyard.harness.base import Harness, HarnessContext, HarnessRegistry, HarnessUnavailable
+from runyard.redaction import Redactor
 from runyard.sandbox.base import ProcessSpec, Substrate
 from runyard.services.agents import parse_runtime_policy
+from runyard.services.secrets import SecretService
 from runyard.settings import Settings
 from runyard.store.base import Store
 from runyard.types import now_millis
@@ -57,6 +59,18 @@ def policy_evidence(policy: RuntimePolicy) -> dict[str, object]:
     }
 
 
+def redacted(outcome: RunOutcome, redactor: Redactor) -> RunOutcome:
+    """The outcome with every secret value the run printed replaced by its name."""
+    if not redactor:
+        return outcome
+    return replace(
+        outcome,
+        output=redactor.text(outcome.output),
+        error=replace(outcome.error, message=redactor.text(outcome.error.message)),
+        warnings=redactor.texts(outcome.warnings),
+    )
+
+
 def failure(code: str, message: str, retryable: bool = False) -> RunOutcome:
     return RunOutcome(
         status=RunStatus.FAILED.value,
@@ -71,11 +85,13 @@ class Executor:
         settings: Settings,
         substrate: Substrate,
         harnesses: HarnessRegistry,
+        secrets: SecretService | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._substrate = substrate
         self._harnesses = harnesses
+        self._secrets = secrets
         self._shutdown = asyncio.Event()
 
     @property
@@ -204,8 +220,11 @@ class Executor:
         if not started:
             log.warning("run %s: lease lost before start; not executing", run.id)
             return
+        opened = await asyncio.to_thread(self._secrets.for_agent, agent) if self._secrets else None
+        redactor = Redactor(opened.redact if opened else [])
         env = {
             **BASE_ENV,
+            **(opened.environment if opened else {}),
             **invocation.env,
             "RUNYARD_RUN_ID": run.id,
             "RUNYARD_AGENT_ID": agent.id,
@@ -241,7 +260,9 @@ class Executor:
         else:
             outcome = harness.interpret(ctx, result)
         evidence = {"policy": policy_evidence(policy), **result.evidence}
-        await self._finish(run, lease_token, replace(outcome, evidence=evidence))
+        await self._finish(
+            run, lease_token, redacted(replace(outcome, evidence=evidence), redactor)
+        )
 
 
 async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
