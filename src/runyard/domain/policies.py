@@ -39,9 +39,42 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
+PROVIDERS = ("openai", "anthropic", "openai-compatible")
+
+
 class ModelPolicy(Strict):
+    """Which model an agent may use, through which provider (see the model gateway)."""
+
     provider: str | None = Field(default=None, max_length=64)
-    model: str | None = Field(default=None, max_length=200)
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    # Optional extensions: absent from documents unless set (the reference shows
+    # only provider and model).
+    base_url: str | None = Field(
+        default=None,
+        alias="baseUrl",
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+        exclude_if=lambda v: v is None,
+    )
+    allowed_models: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, alias="allowedModels", max_length=64, exclude_if=lambda v: v is None
+    )
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str | None) -> str | None:
+        if value is not None and value not in PROVIDERS:
+            raise ValueError(f"unknown provider {value!r}; known: {', '.join(PROVIDERS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> ModelPolicy:
+        if self.provider == "openai-compatible" and not self.base_url:
+            raise ValueError('provider "openai-compatible" needs "baseUrl"')
+        return self
+
+    def allows(self, model: str) -> bool:
+        return model == self.model or model in (self.allowed_models or [])
 
 
 class HarnessRole(StrEnum):

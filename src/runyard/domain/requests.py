@@ -121,6 +121,8 @@ class ExecRequest(Strict):
     timeout_seconds: int | None = Field(default=None, alias="timeoutSeconds", ge=1)
     workspace: str | None = None
     cwd: str | None = None
+    # runyard extension: this run only uses another model the policy allows.
+    model: str | None = Field(default=None, min_length=1, max_length=200)
 
     @field_validator("workspace")
     @classmethod

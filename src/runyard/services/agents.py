@@ -83,7 +83,9 @@ class AgentService:
             slug=slug,
             created_at=now,
             updated_at=now,
-            model_policy=(body.model_policy or ModelPolicy()).model_dump(mode="json"),
+            model_policy=(body.model_policy or ModelPolicy()).model_dump(
+                by_alias=True, mode="json"
+            ),
             harness_targets=dump_targets(targets),
             capability_bindings=[],
             runtime_policy=(body.runtime_policy or RuntimePolicy()).model_dump(

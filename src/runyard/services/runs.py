@@ -14,9 +14,15 @@ import binascii
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from runyard.domain.entities import Agent, Run
-from runyard.domain.policies import HarnessTarget, default_harness, enabled_harnesses
+from runyard.domain.policies import (
+    HarnessTarget,
+    ModelPolicy,
+    default_harness,
+    enabled_harnesses,
+)
 from runyard.domain.requests import ExecRequest
 from runyard.domain.states import RunStatus, is_terminal
 from runyard.errors import BadRequest, NotFound, PayloadTooLarge
@@ -93,7 +99,14 @@ class RunService:
         harness = self.resolve_harness(agent, body.harness)
         policy = parse_runtime_policy(agent)
         now = now_millis()
-        request = {"harness": body.harness, "timeoutSeconds": timeout}
+        request: dict[str, Any] = {"harness": body.harness, "timeoutSeconds": timeout}
+        if body.model is not None:
+            if not ModelPolicy.model_validate(agent.model_policy).allows(body.model):
+                raise BadRequest(
+                    f"model {body.model!r} is not allowed by the agent's model policy",
+                    {"field": "model"},
+                )
+            request["model"] = body.model
         if body.workspace is not None:
             request["workspace"] = body.workspace
         if body.cwd is not None:
