@@ -88,7 +88,7 @@ def test_secrets_are_projected_and_redacted_and_provider_keys_withheld(server: S
         script = (
             'echo "plain=$LEAKY_TOKEN"\n'
             'printf %s "$LEAKY_TOKEN" | base64 -w0; echo\n'
-            "python3 -c \"import os,urllib.parse as u;"
+            'python3 -c "import os,urllib.parse as u;'
             "print(u.quote('x/' + os.environ['LEAKY_TOKEN']))\"\n"
             'echo "provider=${OPENAI_API_KEY:-absent}"\n'
             'echo "$LEAKY_TOKEN" >&2; exit 3\n'

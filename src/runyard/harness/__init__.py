@@ -12,9 +12,10 @@ from runyard.harness.base import Harness, HarnessRegistry
 
 def build_registry() -> HarnessRegistry:
     from runyard.harness.command import CommandHarness
+    from runyard.harness.native import NativeHarness
     from runyard.harness.shell import ShellHarness
 
-    return HarnessRegistry([ShellHarness(), CommandHarness()])
+    return HarnessRegistry([ShellHarness(), CommandHarness(), NativeHarness()])
 
 
 __all__ = ["Harness", "HarnessRegistry", "build_registry"]
