@@ -84,15 +84,25 @@ async def run_processes(
     import uvicorn
 
     from runyard.api.app import create_app
+    from runyard.gateway.session import Gateway
     from runyard.harness import build_registry
     from runyard.worker.executor import Executor
     from runyard.worker.loop import Worker
 
     stop = asyncio.Event()
+    gateway: Gateway | None = None
     tasks: list[asyncio.Task[None]] = []
     server: uvicorn.Server | None = None
     if substrate is not None:
-        executor = Executor(services.store, settings, substrate, build_registry(), services.secrets)
+        gateway = Gateway()
+        executor = Executor(
+            services.store,
+            settings,
+            substrate,
+            build_registry(),
+            secrets=services.secrets,
+            gateway=gateway,
+        )
         tasks.append(
             asyncio.create_task(
                 Worker(services.store, settings, executor, services.signals).run(stop)
@@ -115,6 +125,8 @@ async def run_processes(
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if gateway is not None:
+        await gateway.aclose()
 
 
 def _start(settings: Settings, api: bool, worker: bool, first_start: bool) -> None:

@@ -184,8 +184,13 @@ class RuntimePolicy(Strict):
     max_concurrent_runs: int = Field(default=1, alias="maxConcurrentRuns", ge=1, le=64)
 
 
-def default_harness_targets() -> list[HarnessTarget]:
-    return [HarnessTarget(harnessName="shell", enabled=True, role=HarnessRole.DEFAULT)]
+def default_harness_targets(model_configured: bool) -> list[HarnessTarget]:
+    """A new agent runs ``native`` when it has a model to think with, else ``shell``."""
+    shell = HarnessTarget(harnessName="shell", enabled=True, role=HarnessRole.DEFAULT)
+    if not model_configured:
+        return [shell]
+    native = HarnessTarget(harnessName="native", enabled=True, role=HarnessRole.DEFAULT)
+    return [native, shell.model_copy(update={"role": HarnessRole.AVAILABLE})]
 
 
 EnvironmentStatus = Literal["pending", "provisioning", "ready", "failed", "deleting"]

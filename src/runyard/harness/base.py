@@ -37,6 +37,8 @@ class HarnessUnavailable(Exception):
 
 class Harness(ABC):
     name: str
+    # Whether runs of this harness cannot work without the model gateway.
+    needs_model: bool = False
 
     def check(self) -> None:
         """Raise :class:`HarnessUnavailable` when the harness cannot run on this host."""

@@ -55,6 +55,7 @@ def _str_or_none(value: object) -> str | None:
 
 class NativeHarness(Harness):
     name = "native"
+    needs_model = True
 
     def __init__(self, max_steps: int = DEFAULT_MAX_STEPS) -> None:
         if max_steps < 1:

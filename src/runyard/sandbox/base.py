@@ -52,6 +52,29 @@ class ProcessSpec:
     agent_id: str = ""
     run_id: str = ""
     ephemeral_home: bool = False
+    # The run's model-gateway socket on the host; the substrate exposes it as HTTP.
+    gateway_socket: Path | None = None
+
+
+MODEL_PORT = 4000
+GATEWAY_PLACEHOLDER_KEY = "runyard-gateway"
+
+
+def model_env(base_url: str, env: dict[str, str]) -> dict[str, str]:
+    """What harnesses read to find a model: runyard's gateway, never a real key.
+
+    The placeholder keys satisfy CLIs that insist on one; the gateway replaces
+    whatever key a client sends with the agent's real credential.
+    """
+    out = {
+        "RUNYARD_MODEL_BASE_URL": f"{base_url}/v1",
+        "OPENAI_BASE_URL": f"{base_url}/v1",
+        "ANTHROPIC_BASE_URL": base_url,
+    }
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        if name not in env:
+            out[name] = GATEWAY_PLACEHOLDER_KEY
+    return out
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,13 @@ from runyard.domain.policies import NetworkMode
 from runyard.errors import SandboxUnavailable
 from runyard.sandbox import launch
 from runyard.sandbox.base import (
+    MODEL_PORT,
     ProcessResult,
     ProcessSpec,
     SandboxPaths,
     Substrate,
     kill_group,
+    model_env,
     supervise,
 )
 from runyard.sandbox.cgroups import CgroupManager, Limits, RunCgroup
@@ -68,15 +70,21 @@ ETC_FILES = {
     "resolv.conf": "",
 }
 
-# Inside the sandbox: forward 127.0.0.1:3128 to the egress socket, wait until
-# the bridge listens, then exec the harness.
-_BRIDGE = (
-    f"socat TCP-LISTEN:{PROXY_PORT},bind=127.0.0.1,fork,reuseaddr "
-    f"UNIX-CONNECT:{INNER_RUN}/egress.sock 2>/dev/null &\n"
-    "i=0; while ! grep -qi ':0C38 00000000:0000 0A' /proc/net/tcp; do\n"
-    "  i=$((i+1)); [ $i -gt 1000 ] && exit 125; sleep 0.001; done\n"
-    'exec "$@"'
-)
+
+def bridge_script(forwards: list[tuple[int, str]]) -> str:
+    """Inside the sandbox: forward each 127.0.0.1 port to its Unix socket, wait
+    until every bridge listens, then exec the harness."""
+    lines = [
+        f"socat TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:{socket} 2>/dev/null &"
+        for port, socket in forwards
+    ]
+    ready = " && ".join(
+        f"grep -qi ':{port:04X} 00000000:0000 0A' /proc/net/tcp" for port, _ in forwards
+    )
+    lines.append(f"i=0; until {ready}; do")
+    lines.append("  i=$((i+1)); [ $i -gt 1000 ] && exit 125; sleep 0.001; done")
+    lines.append('exec "$@"')
+    return "\n".join(lines)
 
 
 def _memfd(args: list[str]) -> int:
@@ -215,6 +223,8 @@ class BwrapSubstrate(Substrate):
             for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
                 env[var] = proxy
             env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1"
+        if spec.gateway_socket is not None:
+            env.update(model_env(f"http://127.0.0.1:{MODEL_PORT}", env))
         for key, value in env.items():
             args += ["--setenv", key, value]
         return args
@@ -236,6 +246,9 @@ class BwrapSubstrate(Substrate):
                 )
             network = policy.network_policy
             inner = list(spec.argv)
+            forwards: list[tuple[int, str]] = []
+            if spec.gateway_socket is not None:
+                forwards.append((MODEL_PORT, f"{INNER_RUN}/{spec.gateway_socket.name}"))
             if network.mode is not NetworkMode.DENY_ALL:
                 session = await self._egress.open(
                     spec.run_dir / "egress.sock",
@@ -245,7 +258,9 @@ class BwrapSubstrate(Substrate):
                     ),
                     owner=uid,
                 )
-                inner = ["/bin/sh", "-c", _BRIDGE, "runyard-bridge", *inner]
+                forwards.append((PROXY_PORT, f"{INNER_RUN}/egress.sock"))
+            if forwards:
+                inner = ["/bin/sh", "-c", bridge_script(forwards), "runyard-bridge", *inner]
             home, run, etc = str(spec.home), str(spec.run_dir), str(self._etc)
             # Arguments travel through a memfd (bwrap --args), never the command
             # line: the environment may carry secrets and /proc/*/cmdline is public.

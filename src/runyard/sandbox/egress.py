@@ -185,7 +185,7 @@ class EgressProxy:
             up_writer.write(forward)
         else:
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
     async def _admit(self, host: str, port: int, policy: EgressPolicy) -> str | None:
         if not host or not policy.host_allowed(host) or not 0 < port < 65536:
@@ -222,7 +222,8 @@ async def _reply(writer: asyncio.StreamWriter, status: int, message: str) -> Non
         await writer.drain()
 
 
-async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    """Copy ``src`` to ``dst`` until EOF, then half-close ``dst``."""
     try:
         while chunk := await src.read(65_536):
             dst.write(chunk)

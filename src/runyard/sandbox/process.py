@@ -16,7 +16,15 @@ import os
 import shutil
 from pathlib import Path
 
-from runyard.sandbox.base import ProcessResult, ProcessSpec, SandboxPaths, Substrate, supervise
+from runyard.sandbox.base import (
+    ProcessResult,
+    ProcessSpec,
+    SandboxPaths,
+    Substrate,
+    model_env,
+    supervise,
+)
+from runyard.sandbox.egress import pipe
 from runyard.sandbox.volumes import HomeVolumes
 
 
@@ -44,13 +52,40 @@ class ProcessSubstrate(Substrate):
 
     async def run(self, spec: ProcessSpec, cancel: asyncio.Event) -> ProcessResult:
         env = {**spec.env, "HOME": str(spec.home)}
-        result = await supervise(
-            [*self._die_with_parent, *spec.argv],
-            cwd=spec.home / spec.cwd,
-            env=env,
-            stdin=spec.stdin,
-            timeout_seconds=spec.timeout_seconds,
-            max_output_bytes=spec.max_output_bytes,
-            cancel=cancel,
-        )
+        relay: asyncio.Server | None = None
+        if spec.gateway_socket is not None:
+            # The host network is the run's network here: serve the gateway's
+            # socket on an ephemeral loopback port.
+            relay = await _tcp_relay(spec.gateway_socket)
+            port = relay.sockets[0].getsockname()[1]
+            env.update(model_env(f"http://127.0.0.1:{port}", env))
+        try:
+            result = await supervise(
+                [*self._die_with_parent, *spec.argv],
+                cwd=spec.home / spec.cwd,
+                env=env,
+                stdin=spec.stdin,
+                timeout_seconds=spec.timeout_seconds,
+                max_output_bytes=spec.max_output_bytes,
+                cancel=cancel,
+            )
+        finally:
+            if relay is not None:
+                relay.close()
         return result.with_evidence({"cgroup": False, "isolation": "none (development only)"})
+
+
+async def _tcp_relay(socket_path: Path) -> asyncio.Server:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_unix_connection(str(socket_path))
+        except OSError:
+            writer.close()
+            return
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            for w in (writer, up_writer):
+                w.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)

@@ -74,7 +74,13 @@ class AgentService:
         if not slug:
             raise BadRequest("cannot derive a slug from this name; pass 'slug'")
         targets = (
-            body.harness_targets if body.harness_targets is not None else default_harness_targets()
+            body.harness_targets
+            if body.harness_targets is not None
+            else default_harness_targets(
+                body.model_policy is not None
+                and body.model_policy.provider is not None
+                and body.model_policy.model is not None
+            )
         )
         agent = Agent(
             id=new_id("agent"),

@@ -21,6 +21,7 @@ from runyard.domain.policies import RuntimePolicy
 from runyard.domain.states import RunStatus
 from runyard.environments.homes import PathEscape, resolve_workdir
 from runyard.errors import SandboxUnavailable
+from runyard.gateway.session import Gateway
 from runyard.harness.base import Harness, HarnessContext, HarnessRegistry, HarnessUnavailable
 from runyard.redaction import Redactor
 from runyard.sandbox.base import ProcessSpec, Substrate
@@ -29,6 +30,7 @@ from runyard.services.secrets import SecretService
 from runyard.settings import Settings
 from runyard.store.base import Store
 from runyard.types import now_millis
+from runyard.worker.model_access import open_model_access
 
 log = logging.getLogger("runyard.worker")
 
@@ -85,13 +87,16 @@ class Executor:
         settings: Settings,
         substrate: Substrate,
         harnesses: HarnessRegistry,
+        *,
         secrets: SecretService | None = None,
+        gateway: Gateway | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._substrate = substrate
         self._harnesses = harnesses
         self._secrets = secrets
+        self._gateway = gateway
         self._shutdown = asyncio.Event()
 
     @property
@@ -229,6 +234,29 @@ class Executor:
             "RUNYARD_RUN_ID": run.id,
             "RUNYARD_AGENT_ID": agent.id,
         }
+        access = None
+        if self._gateway is not None:
+            access = await open_model_access(
+                self._gateway,
+                agent,
+                run,
+                run_dir=run_dir,
+                owner=owner,
+                provider_key=opened.provider_key if opened else None,
+            )
+        if access is None and harness.needs_model:
+            await self._finish(
+                run,
+                lease_token,
+                failure(
+                    "model_unavailable",
+                    f"harness {harness.name!r} needs a model: set the agent's modelPolicy"
+                    " provider and model",
+                ),
+            )
+            return
+        if access is not None:
+            env["RUNYARD_MODEL"] = access.model
         spec = ProcessSpec(
             argv=invocation.argv,
             home=home,
@@ -242,6 +270,7 @@ class Executor:
             agent_id=agent.id,
             run_id=f"{run.id}-{run.attempt}",  # per attempt: cgroup and socket names
             ephemeral_home=ephemeral,
+            gateway_socket=access.socket if access else None,
         )
         cancel = asyncio.Event()
         lease = _LeaseKeeper(self._store, self._settings, run.id, lease_token, cancel)
@@ -252,6 +281,8 @@ class Executor:
         finally:
             keeper.cancel()
             relay.cancel()
+            if access is not None:
+                await access.close()
         if lease.lost:
             log.warning("run %s: lease lost while running; process killed", run.id)
             return
@@ -259,7 +290,10 @@ class Executor:
             outcome = failure("worker_shutdown", "the worker shut down during the run", True)
         else:
             outcome = harness.interpret(ctx, result)
-        evidence = {"policy": policy_evidence(policy), **result.evidence}
+        evidence: dict[str, object] = {"policy": policy_evidence(policy), **result.evidence}
+        if access is not None:
+            evidence["modelCalls"] = access.calls()
+            outcome = replace(outcome, token_usage=access.token_usage() or outcome.token_usage)
         await self._finish(
             run, lease_token, redacted(replace(outcome, evidence=evidence), redactor)
         )

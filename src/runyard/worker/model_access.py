@@ -1,0 +1,65 @@
+"""Model access for one run: the gateway session its harness talks to.
+
+When the agent's model policy names a provider and a model, the worker opens
+a gateway session on a socket in the run's private directory (owned by the
+agent's sandbox uid); the substrate exposes it inside the sandbox as an HTTP
+endpoint. The provider key comes from the agent's secrets and stays in the
+worker. After the run, the session's metered usage becomes the run's
+``tokenUsage`` and its call records go into the run's evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runyard.domain.entities import Agent, Run
+from runyard.domain.policies import ModelPolicy
+from runyard.gateway.policy import GatewayPolicy
+from runyard.gateway.session import Gateway, GatewaySession
+
+SOCKET_NAME = "gateway.sock"
+
+
+@dataclass
+class ModelAccess:
+    session: GatewaySession
+    socket: Path
+    model: str
+
+    def token_usage(self) -> dict[str, Any] | None:
+        return self.session.token_usage() if self.session.calls else None
+
+    def calls(self) -> list[dict[str, Any]]:
+        return list(self.session.calls)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+def configured(agent: Agent) -> bool:
+    policy = ModelPolicy.model_validate(agent.model_policy)
+    return policy.provider is not None and policy.model is not None
+
+
+async def open_model_access(
+    gateway: Gateway,
+    agent: Agent,
+    run: Run,
+    *,
+    run_dir: Path,
+    owner: int | None,
+    provider_key: str | None,
+) -> ModelAccess | None:
+    """A session for this run, or None when the agent has no model configured."""
+    policy = ModelPolicy.model_validate(agent.model_policy)
+    if policy.provider is None or policy.model is None:
+        return None
+    model = str(run.request.get("model") or policy.model)
+    gateway_policy = GatewayPolicy.from_model_policy(
+        policy, run_id=run.id, api_key=provider_key
+    ).with_model(model)
+    socket = run_dir / SOCKET_NAME
+    session = await gateway.open(socket, gateway_policy, owner_uid=owner)
+    return ModelAccess(session=session, socket=socket, model=model)
