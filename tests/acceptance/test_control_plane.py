@@ -142,8 +142,10 @@ def test_agent_document_and_environment_lifecycle(server: Server) -> None:
         assert_agent_doc(created)
         agent, env = created["agent"], created["environment"]
         assert agent["modelPolicy"] == {"provider": "openai", "model": "gpt-5.4"}
+        # A model to think with makes runyard's native agent the default harness.
         assert agent["harnessTargets"] == [
-            {"harnessName": "shell", "enabled": True, "role": "default"}
+            {"harnessName": "native", "enabled": True, "role": "default"},
+            {"harnessName": "shell", "enabled": True, "role": "available"},
         ]
         assert agent["capabilityBindings"] == []
         policy = agent["runtimePolicy"]

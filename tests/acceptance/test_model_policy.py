@@ -7,12 +7,18 @@ from typing import Any
 
 from tests.conftest import Server
 
+SHELL_ONLY = [{"harnessName": "shell", "enabled": True, "role": "default"}]
+
 
 def _create(server: Server, policy: dict[str, Any]) -> Any:
     with server.client() as c:
         return c.post(
             "/v1/workspaces/default/agents",
-            json={"name": f"Model {uuid.uuid4().hex[:8]}", "modelPolicy": policy},
+            json={
+                "name": f"Model {uuid.uuid4().hex[:8]}",
+                "modelPolicy": policy,
+                "harnessTargets": SHELL_ONLY,
+            },
         )
 
 

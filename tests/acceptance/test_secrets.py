@@ -74,6 +74,7 @@ def test_secrets_are_projected_and_redacted_and_provider_keys_withheld(server: S
         server,
         f"Leaky {uuid.uuid4().hex[:6]}",
         modelPolicy={"provider": "openai", "model": "gpt-test"},
+        harnessTargets=[{"harnessName": "shell", "enabled": True, "role": "default"}],
     )
     with server.client() as c:
         for name, projection, value in (
@@ -99,5 +100,5 @@ def test_secrets_are_projected_and_redacted_and_provider_keys_withheld(server: S
     output = run["output"]
     assert "plain=[REDACTED:LEAKY_TOKEN]" in output
     assert output.count("[REDACTED:LEAKY_TOKEN]") == 3
-    assert "provider=absent" in output
+    assert "provider=runyard-gateway" in output  # the placeholder, never the real key
     assert VALUE not in str(run)

@@ -66,8 +66,15 @@ class PostgresStore(MigratingStore):
         self._closing = threading.Event()
         self.url = url
         self._sql_cache: dict[str, str] = {}
+        # prepare_threshold=None: no server-side prepared statements, so a
+        # migration applied by a newer process (a rolling upgrade) cannot break
+        # this one's cached plans, and transaction-pooling proxies work.
         self._pool = ConnectionPool(
-            url, min_size=min_size, max_size=max_size, open=False, kwargs={"autocommit": False}
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            kwargs={"autocommit": False, "prepare_threshold": None},
         )
         try:
             self._pool.open(wait=True, timeout=10.0)
