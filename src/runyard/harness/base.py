@@ -91,3 +91,33 @@ def exit_outcome(harness: str, result: ProcessResult, timeout_seconds: int) -> R
             harness_resolved=harness,
         )
     return None
+
+
+def stdout_outcome(
+    harness: str, ctx: HarnessContext, result: ProcessResult, failed_message: str
+) -> RunOutcome:
+    """The outcome of a harness whose stdout is the answer and whose exit code is the verdict.
+
+    Exit 0 is ``completed``; any other exit is ``failed`` with ``harness_failed``
+    and ``failed_message``; timeouts and cancels as :func:`exit_outcome` says.
+    """
+    stopped = exit_outcome(harness, result, ctx.run.timeout_seconds)
+    if stopped is not None:
+        return stopped
+    warnings = []
+    if ctx.run.session_id:
+        warnings.append(f"sessionId is ignored by the {harness} harness")
+    if result.stdout_truncated:
+        warnings.append("output was truncated to the configured maximum")
+    output = decode_output(result.stdout)
+    if result.exit_code == 0:
+        return RunOutcome(
+            status="completed", output=output, warnings=warnings or None, harness_resolved=harness
+        )
+    return RunOutcome(
+        status="failed",
+        output=output or None,
+        error=RunError(code="harness_failed", message=failed_message, retryable=False),
+        warnings=warnings or None,
+        harness_resolved=harness,
+    )

@@ -9,15 +9,14 @@ Exit 0 is ``completed``; anything else is ``failed`` with
 
 from __future__ import annotations
 
-from runyard.domain.entities import RunError, RunOutcome
+from runyard.domain.entities import RunOutcome
 from runyard.domain.policies import HarnessTarget
 from runyard.harness.base import (
     Harness,
     HarnessContext,
     HarnessUnavailable,
     Invocation,
-    decode_output,
-    exit_outcome,
+    stdout_outcome,
 )
 from runyard.sandbox.base import ProcessResult
 
@@ -37,29 +36,7 @@ class CommandHarness(Harness):
         return Invocation(argv=configured_argv(ctx), stdin=ctx.run.input.encode())
 
     def interpret(self, ctx: HarnessContext, result: ProcessResult) -> RunOutcome:
-        stopped = exit_outcome(self.name, result, ctx.run.timeout_seconds)
-        if stopped is not None:
-            return stopped
-        warnings = (
-            ["output was truncated to the configured maximum"] if result.stdout_truncated else []
-        )
-        if ctx.run.session_id:
-            warnings.append("sessionId is ignored by the command harness")
-        output = decode_output(result.stdout)
-        if result.exit_code == 0:
-            return RunOutcome(
-                status="completed",
-                output=output,
-                warnings=warnings or None,
-                harness_resolved=self.name,
-            )
         message = f"the command exited with status {result.exit_code}"
         if result.exit_code == 127:
             message = "the command was not found in the agent's environment (exit status 127)"
-        return RunOutcome(
-            status="failed",
-            output=output or None,
-            error=RunError(code="harness_failed", message=message, retryable=False),
-            warnings=warnings or None,
-            harness_resolved=self.name,
-        )
+        return stdout_outcome(self.name, ctx, result, message)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import shutil
 
-from runyard.domain.entities import RunError, RunOutcome
+from runyard.domain.entities import RunOutcome
 from runyard.harness.base import (
     Harness,
     HarnessContext,
     HarnessUnavailable,
     Invocation,
-    decode_output,
-    exit_outcome,
+    stdout_outcome,
 )
 from runyard.sandbox.base import ProcessResult
 
@@ -38,30 +37,5 @@ class ShellHarness(Harness):
         )
 
     def interpret(self, ctx: HarnessContext, result: ProcessResult) -> RunOutcome:
-        warnings = []
-        if ctx.run.session_id:
-            warnings.append("sessionId is ignored by the shell harness")
-        if result.stdout_truncated:
-            warnings.append("output was truncated to the configured maximum")
-        stopped = exit_outcome(self.name, result, ctx.run.timeout_seconds)
-        if stopped is not None:
-            return stopped
-        output = decode_output(result.stdout)
-        if result.exit_code == 0:
-            return RunOutcome(
-                status="completed",
-                output=output,
-                warnings=warnings or None,
-                harness_resolved=self.name,
-            )
-        return RunOutcome(
-            status="failed",
-            output=output or None,
-            error=RunError(
-                code="harness_failed",
-                message=f"the shell script exited with status {result.exit_code}",
-                retryable=False,
-            ),
-            warnings=warnings or None,
-            harness_resolved=self.name,
-        )
+        message = f"the shell script exited with status {result.exit_code}"
+        return stdout_outcome(self.name, ctx, result, message)
