@@ -51,3 +51,23 @@ def test_delete_unmounts_and_removes_the_home(tmp_path: Path) -> None:
         server.stop()
     assert not any(_mounted(p) for p in (mount_root.rglob("*") if mount_root.exists() else []))
     shutil.rmtree(mount_root, ignore_errors=True)
+
+
+def test_stopping_runyard_unmounts_the_homes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    mount_root = Path("/run/runyard-test") / uuid.uuid4().hex[:8]
+    server = start_up(data, {"RUNYARD_SANDBOX": "bwrap", "RUNYARD_MOUNT_ROOT": str(mount_root)})
+    try:
+        with server.client() as c:
+            agent = c.post("/v1/workspaces/default/agents", json={"name": "Kept"}).json()
+            agent_id = agent["agent"]["id"]
+            done = c.post(f"/v1/agents/{agent_id}/exec", json={"input": "echo x > ~/kept"})
+            assert done.status_code == 200, done.text
+        home = instance_root(mount_root, data) / "homes" / agent_id
+        assert _mounted(home)
+    finally:
+        server.stop()  # SIGTERM: a graceful stop releases the host's mounts
+    assert server.proc.returncode == 0
+    assert not _mounted(home)
+    assert (data / "agents" / agent_id / "home.img").exists()  # the home itself is kept
+    shutil.rmtree(mount_root, ignore_errors=True)

@@ -9,12 +9,14 @@ PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -78,6 +80,24 @@ def bootstrap(services: Services, settings: Settings) -> str | None:
     return secret
 
 
+def _quiet_server_class() -> type[Any]:
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        """uvicorn without its own signal handling.
+
+        uvicorn re-raises SIGINT/SIGTERM once it has stopped, which would kill
+        the process before the worker drains its runs, the gateway closes and
+        the agents' homes are unmounted. runyard handles the signals itself.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return QuietServer
+
+
 async def run_processes(
     settings: Settings, services: Services, substrate: Substrate | None, api: bool
 ) -> None:
@@ -108,6 +128,7 @@ async def run_processes(
                 Worker(services.store, settings, executor, services.signals).run(stop)
             )
         )
+    loop = asyncio.get_running_loop()
     if api:
         config = uvicorn.Config(
             create_app(services),
@@ -116,11 +137,18 @@ async def run_processes(
             log_level="warning",
             lifespan="off",
         )
-        server = uvicorn.Server(config)
+        server = _quiet_server_class()(config)
+
+        def on_signal() -> None:
+            assert server is not None
+            server.should_exit = True
+            stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
         await server.serve()
         stop.set()
     else:
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
