@@ -31,7 +31,15 @@ from runyard.store.sqlite import SqliteStore
 PG_ADMIN_URL = os.environ.get(
     "RUNYARD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-TABLES = ("runs", "agents", "api_keys", "workspaces", "environment_teardowns", "secrets")
+TABLES = (
+    "runs",
+    "agents",
+    "api_keys",
+    "workspaces",
+    "environment_teardowns",
+    "secrets",
+    "capabilities",
+)
 
 
 def _with_db(url: str, dbname: str) -> str:
@@ -102,6 +110,7 @@ class Server:
     workspace_key: str
     proc: subprocess.Popen[bytes]
     log_path: Path
+    substrate: str = "process"
 
     def client(self, key: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key or self.workspace_key}"}

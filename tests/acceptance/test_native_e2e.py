@@ -28,6 +28,7 @@ def runyard(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     if request.param == "bwrap" and os.geteuid() != 0:
         pytest.skip("the bwrap leg needs root (cgroups, per-agent uids)")
     server = start_up(tmp_path / "data", {"RUNYARD_SANDBOX": request.param})
+    server.substrate = request.param
     yield server
     server.stop()
 
@@ -82,6 +83,21 @@ def test_native_agent_thinks_with_tools(runyard: Server) -> None:
             json={"input": "cat notes.txt", "harness": "shell"},
         )
         assert again.json()["output"]["text"] == "alpha\n"
+        if runyard.substrate == "bwrap":
+            # Nothing the run can read holds the provider key: not its files, not its
+            # env. (The script spells the key backwards, so it does not find itself.)
+            backwards = KEY[::-1]
+            hunt = c.post(
+                f"/v1/agents/{agent['id']}/exec",
+                json={
+                    "input": f"k=$(echo '{backwards}' | rev);"
+                    ' grep -rlF -- "$k" "$HOME" /run /tmp /etc 2>/dev/null;'
+                    ' env | grep -cF -- "$k"; true',
+                    "harness": "shell",
+                },
+            )
+            assert hunt.status_code == 200, hunt.text
+            assert hunt.json()["output"]["text"] == "0\n"
 
     assert run["toolUsage"] == {"source": "harness_result", "toolCallCount": 2}
     usage = run["tokenUsage"]
