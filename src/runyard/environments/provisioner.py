@@ -3,9 +3,12 @@
 The worker runs this loop. Deleted agents' environments are torn down
 (their home volume unmounted and removed). Provisioning creates (and, under bwrap as root,
 mounts) the agent's home volume through the substrate;
-reconciliation applies harness changes (``runtimeReconciliation.status``
-``pending → applied``). Each step is a conditional update on the current
-status, so two workers never provision the same environment twice.
+reconciliation applies harness and capability changes
+(``runtimeReconciliation.status`` ``pending → applied``): the
+:class:`~runyard.environments.reconcile.Reconciler` runs on the event loop,
+since it runs steps inside the agent's sandbox through the substrate. Each
+step is a conditional update on the current status, so two workers never
+provision the same environment twice.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import logging
 
 from runyard.domain.entities import Agent
+from runyard.environments.reconcile import Reconciler
 from runyard.sandbox.base import Substrate
 from runyard.services.agents import parse_runtime_policy
 from runyard.store.base import Store
@@ -26,16 +30,27 @@ class Provisioner:
     def __init__(self, store: Store, substrate: Substrate) -> None:
         self._store = store
         self._substrate = substrate
+        self._reconciler = Reconciler(store, substrate)
 
     def step(self) -> int:
-        """Do one round of pending work; returns how many environments changed."""
+        """Do one round of teardowns and provisioning; returns how many environments
+        changed. Reconciliations are left to :meth:`reconcile` (async)."""
         changed = self._tear_down()
         for agent in self._store.environments_needing_work(limit=32):
             if agent.environment.status == "pending":
                 changed += self._provision(agent)
-            elif agent.environment.reconciliation_status == "pending":
-                changed += self._reconcile(agent)
         return changed
+
+    async def reconcile(self) -> int:
+        """Apply every pending reconciliation of a ready environment."""
+        agents = await asyncio.to_thread(self._store.environments_needing_work, 32)
+        done = 0
+        for agent in agents:
+            env = agent.environment
+            if env.status == "ready" and env.reconciliation_status == "pending":
+                await self._reconciler.apply(agent)
+                done += 1
+        return done
 
     def _tear_down(self) -> int:
         """Remove deleted agents' homes. A home still busy (its last run is being
@@ -73,6 +88,8 @@ class Provisioner:
             )
             return 1
         now = now_millis()
+        # Declared capabilities are applied by a reconciliation right after.
+        has_caps = bool(self._store.list_capabilities(agent.workspace_id, agent.id))
         self._store.set_environment(
             agent.id,
             ("provisioning",),
@@ -81,22 +98,12 @@ class Provisioner:
                 "env_attention": "none",
                 "env_ready_at": now,
                 "env_last_error": None,
-                "recon_status": "applied",
+                "recon_status": "pending" if has_caps else "applied",
                 "recon_error": None,
             },
             now,
         )
         return 1
-
-    def _reconcile(self, agent: Agent) -> int:
-        return int(
-            self._store.set_environment(
-                agent.id,
-                ("ready",),
-                {"recon_status": "applied", "recon_error": None},
-                now_millis(),
-            )
-        )
 
     async def loop(self, stop: asyncio.Event, interval: float) -> None:
         # /exec holds requests while an environment provisions: look often.
@@ -104,6 +111,7 @@ class Provisioner:
         while not stop.is_set():
             try:
                 await asyncio.to_thread(self.step)
+                await self.reconcile()
             except Exception:
                 log.exception("environment provisioning round failed")
             try:

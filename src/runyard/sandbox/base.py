@@ -56,6 +56,35 @@ class ProcessSpec:
     gateway_socket: Path | None = None
 
 
+MAX_UNIX_PATH = 100  # sun_path is 108 bytes with the NUL; keep a margin
+
+
+class ShortUnixPath:
+    """A path to a Unix socket in ``directory`` that fits ``sun_path``.
+
+    A deep data directory makes socket paths too long for ``bind`` and
+    ``connect``; this holds the directory open and names the socket through
+    ``/proc/self/fd/N/<name>`` instead. Use it as a context manager.
+    """
+
+    def __init__(self, directory: Path, name: str) -> None:
+        self._directory = directory
+        self._name = name
+        self._fd: int | None = None
+
+    def __enter__(self) -> Path:
+        full = self._directory / self._name
+        if len(str(full).encode()) <= MAX_UNIX_PATH:
+            return full
+        self._fd = os.open(self._directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return Path(f"/proc/self/fd/{self._fd}/{self._name}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 MODEL_PORT = 4000
 GATEWAY_PLACEHOLDER_KEY = "runyard-gateway"
 

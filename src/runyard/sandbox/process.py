@@ -20,6 +20,7 @@ from runyard.sandbox.base import (
     ProcessResult,
     ProcessSpec,
     SandboxPaths,
+    ShortUnixPath,
     Substrate,
     model_env,
     supervise,
@@ -78,7 +79,8 @@ class ProcessSubstrate(Substrate):
 async def _tcp_relay(socket_path: Path) -> asyncio.Server:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            up_reader, up_writer = await asyncio.open_unix_connection(str(socket_path))
+            with ShortUnixPath(socket_path.parent, socket_path.name) as reachable:
+                up_reader, up_writer = await asyncio.open_unix_connection(str(reachable))
         except OSError:
             writer.close()
             return

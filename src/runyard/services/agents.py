@@ -139,6 +139,9 @@ class AgentService:
         agent = self.get(workspace_id, slug)
         changes: dict[str, Any] = {"harness_targets": dump_targets(body.harness_targets)}
         if agent.environment.status == "ready":
+            # Capabilities are projected per harness: a reconciliation in flight
+            # no longer covers this agent (bumped before the write, see store).
+            self._store.bump_reconciliation(agent.id)
             changes["recon_status"] = "pending"
             changes["recon_error"] = None
             # The environment's own record changed too: its updatedAt says so.

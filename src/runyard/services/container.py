@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from runyard.secrets_box import SecretBox, load_key
 from runyard.services.admission import Admission
 from runyard.services.agents import AgentService
+from runyard.services.capabilities import CapabilityService
 from runyard.services.keys import KeyService
 from runyard.services.notify import RunSignals
 from runyard.services.runs import RunService
@@ -27,6 +28,7 @@ class Services:
     runs: RunService
     admission: Admission
     secrets: SecretService
+    capabilities: CapabilityService
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> Services:
@@ -45,4 +47,5 @@ class Services:
             secrets=SecretService(
                 store, SecretBox(load_key(settings.secret_key, settings.data_dir))
             ),
+            capabilities=CapabilityService(store),
         )

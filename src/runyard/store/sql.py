@@ -21,6 +21,7 @@ from runyard.domain.states import ACTIVE, TERMINAL, RunStatus, sources_of
 from runyard.errors import Conflict
 from runyard.store import rows
 from runyard.store.base import LeaseState, ReapResult
+from runyard.store.capabilities import CapabilitySql
 
 _ACTIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))
 
@@ -46,7 +47,7 @@ def _insert_sql(table: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
     )
 
 
-class SqlStore(ABC):
+class SqlStore(CapabilitySql, ABC):
     """Shared implementation; subclasses provide connections and locking."""
 
     backend = "sql"

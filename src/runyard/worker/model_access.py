@@ -18,6 +18,7 @@ from runyard.domain.entities import Agent, Run
 from runyard.domain.policies import ModelPolicy
 from runyard.gateway.policy import GatewayPolicy
 from runyard.gateway.session import Gateway, GatewaySession
+from runyard.sandbox.base import ShortUnixPath
 
 SOCKET_NAME = "gateway.sock"
 
@@ -27,6 +28,7 @@ class ModelAccess:
     session: GatewaySession
     socket: Path
     model: str
+    alias: ShortUnixPath
 
     def token_usage(self) -> dict[str, Any] | None:
         return self.session.token_usage() if self.session.calls else None
@@ -35,7 +37,10 @@ class ModelAccess:
         return list(self.session.calls)
 
     async def close(self) -> None:
-        await self.session.close()
+        try:
+            await self.session.close()
+        finally:
+            self.alias.__exit__()
 
 
 def configured(agent: Agent) -> bool:
@@ -61,5 +66,12 @@ async def open_model_access(
         policy, run_id=run.id, api_key=provider_key
     ).with_model(model)
     socket = run_dir / SOCKET_NAME
-    session = await gateway.open(socket, gateway_policy, owner_uid=owner)
-    return ModelAccess(session=session, socket=socket, model=model)
+    # The session binds through a short alias when the run dir is deep; the
+    # alias (an open directory fd) must outlive the session.
+    alias = ShortUnixPath(run_dir, SOCKET_NAME)
+    try:
+        session = await gateway.open(alias.__enter__(), gateway_policy, owner_uid=owner)
+    except BaseException:
+        alias.__exit__()
+        raise
+    return ModelAccess(session=session, socket=socket, model=model, alias=alias)
