@@ -66,3 +66,17 @@ def test_command_argv_is_required_and_only_for_command(server: Server) -> None:
         server, "Nul Argv", [{"harnessName": "command", "role": "default", "command": ["a\u0000b"]}]
     )
     assert nul.status_code == 400
+
+
+def test_tools_in_the_homes_local_bin_are_on_path(server: Server) -> None:
+    made = _make(server, "Local Bin", [{"harnessName": "shell", "role": "default"}])
+    agent_id = made.json()["agent"]["id"]
+    script = (
+        "mkdir -p ~/.local/bin && printf '#!/bin/sh\\necho mine\\n' > ~/.local/bin/mytool"
+        " && chmod +x ~/.local/bin/mytool"
+    )
+    with server.client() as c:
+        assert c.post(f"/v1/agents/{agent_id}/exec", json={"input": script}).status_code == 200
+        done = c.post(f"/v1/agents/{agent_id}/exec", json={"input": "mytool"})
+        assert done.status_code == 200, done.text
+        assert done.json()["output"]["text"] == "mine\n"

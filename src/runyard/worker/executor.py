@@ -229,6 +229,8 @@ class Executor:
         redactor = Redactor(opened.redact if opened else [])
         env = {
             **BASE_ENV,
+            # where pip --user / npm --prefix ~/.local capability installs put tools
+            "PATH": f"{ctx.paths.home}/.local/bin:{BASE_ENV['PATH']}",
             **(opened.environment if opened else {}),
             **invocation.env,
             "RUNYARD_RUN_ID": run.id,
