@@ -102,3 +102,21 @@ def test_secrets_are_projected_and_redacted_and_provider_keys_withheld(server: S
     assert output.count("[REDACTED:LEAKY_TOKEN]") == 3
     assert "provider=runyard-gateway" in output  # the placeholder, never the real key
     assert VALUE not in str(run)
+
+
+def test_a_provider_key_unfit_for_http_fails_the_run_clearly(server: Server) -> None:
+    agent = _agent(
+        server,
+        f"Fancy Key {uuid.uuid4().hex[:6]}",
+        modelPolicy={"provider": "openai", "model": "gpt-test"},
+    )
+    with server.client() as c:
+        c.put(
+            "/v1/workspaces/default/secrets/fancy-key",
+            json={"projectionName": "OPENAI_API_KEY", "value": "sk-…", "agentIds": [agent["id"]]},
+        )
+        resp = c.post(f"/v1/agents/{agent['id']}/exec", json={"input": "hi"})
+    assert resp.status_code == 502, resp.text
+    run_error = resp.json()["data"]["runError"]
+    assert run_error["code"] == "model_unavailable"
+    assert "cannot be sent in an HTTP header" in run_error["message"]

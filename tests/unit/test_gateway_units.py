@@ -283,3 +283,10 @@ def test_call_records_have_the_documented_shape() -> None:
     assert second["status"] == "error"
     assert second["error"].startswith("cannot reach")
     assert ledger.usage == Usage(10, 5)
+
+
+def test_a_credential_that_cannot_be_a_header_is_refused_clearly() -> None:
+    for bad in ("sk-…", "sk- spaced", "sk-\nnewline", ""):
+        with pytest.raises(InvalidModelPolicy, match="cannot be sent in an HTTP header"):
+            GatewayPolicy(provider="openai", model="m", run_id="r", api_key=bad)
+    assert GatewayPolicy(provider="openai", model="m", run_id="r", api_key="sk-ok_1.2").api_key

@@ -31,6 +31,10 @@ DEFAULT_BASE_URLS: dict[str, str] = {
 MAX_MODEL_NAME = 200
 
 
+def _header_safe(value: str) -> bool:
+    return bool(value) and value.isascii() and all(33 <= ord(ch) <= 126 for ch in value)
+
+
 @dataclass(frozen=True, kw_only=True)
 class GatewayPolicy:
     """The policy of one gateway session.
@@ -65,6 +69,11 @@ class GatewayPolicy:
             url = None
         if url is None or url.scheme not in ("http", "https") or not url.host:
             raise InvalidModelPolicy("the model provider's base URL must be an http(s) URL")
+        if self.api_key is not None and not _header_safe(self.api_key):
+            raise InvalidModelPolicy(
+                "the provider credential contains characters that cannot be sent in an HTTP"
+                " header (non-ASCII, whitespace or control characters); check the secret's value"
+            )
         object.__setattr__(self, "base_url", base.rstrip("/"))
         object.__setattr__(self, "allowed_models", frozenset({self.model, *self.allowed_models}))
 

@@ -21,16 +21,17 @@ from runyard.domain.policies import RuntimePolicy
 from runyard.domain.states import RunStatus
 from runyard.environments.homes import PathEscape, resolve_workdir
 from runyard.errors import SandboxUnavailable
+from runyard.gateway.errors import GatewayError
 from runyard.gateway.session import Gateway
 from runyard.harness.base import Harness, HarnessContext, HarnessRegistry, HarnessUnavailable
 from runyard.redaction import Redactor
-from runyard.sandbox.base import ProcessSpec, Substrate
+from runyard.sandbox.base import ProcessResult, ProcessSpec, Substrate
 from runyard.services.agents import parse_runtime_policy
-from runyard.services.secrets import SecretService
+from runyard.services.secrets import RunSecrets, SecretService
 from runyard.settings import Settings
 from runyard.store.base import Store
 from runyard.types import now_millis
-from runyard.worker.model_access import open_model_access
+from runyard.worker.model_access import ModelAccess, open_model_access
 
 log = logging.getLogger("runyard.worker")
 
@@ -236,26 +237,11 @@ class Executor:
             "RUNYARD_RUN_ID": run.id,
             "RUNYARD_AGENT_ID": agent.id,
         }
-        access = None
-        if self._gateway is not None:
-            access = await open_model_access(
-                self._gateway,
-                agent,
-                run,
-                run_dir=run_dir,
-                owner=owner,
-                provider_key=opened.provider_key if opened else None,
-            )
-        if access is None and harness.needs_model:
-            await self._finish(
-                run,
-                lease_token,
-                failure(
-                    "model_unavailable",
-                    f"harness {harness.name!r} needs a model: set the agent's modelPolicy"
-                    " provider and model",
-                ),
-            )
+        access = await self._open_model(
+            agent, run, harness, run_dir=run_dir, owner=owner, opened=opened
+        )
+        if isinstance(access, RunOutcome):
+            await self._finish(run, lease_token, access)
             return
         if access is not None:
             env["RUNYARD_MODEL"] = access.model
@@ -274,18 +260,8 @@ class Executor:
             ephemeral_home=ephemeral,
             gateway_socket=access.socket if access else None,
         )
-        cancel = asyncio.Event()
-        lease = _LeaseKeeper(self._store, self._settings, run.id, lease_token, cancel)
-        keeper = asyncio.create_task(lease.keep())
-        relay = asyncio.create_task(_relay(self._shutdown, cancel))
-        try:
-            result = await self._substrate.run(spec, cancel)
-        finally:
-            keeper.cancel()
-            relay.cancel()
-            if access is not None:
-                await access.close()
-        if lease.lost:
+        result, lost = await self._supervise(run, lease_token, spec, access)
+        if lost:
             log.warning("run %s: lease lost while running; process killed", run.id)
             return
         if result.cancelled and self._shutdown.is_set():
@@ -299,6 +275,55 @@ class Executor:
         await self._finish(
             run, lease_token, redacted(replace(outcome, evidence=evidence), redactor)
         )
+
+    async def _open_model(
+        self,
+        agent: Agent,
+        run: Run,
+        harness: Harness,
+        *,
+        run_dir: Path,
+        owner: int | None,
+        opened: RunSecrets | None,
+    ) -> ModelAccess | RunOutcome | None:
+        """The run's gateway session, or the failure when the harness needs one it cannot get."""
+        access = None
+        if self._gateway is not None:
+            try:
+                access = await open_model_access(
+                    self._gateway,
+                    agent,
+                    run,
+                    run_dir=run_dir,
+                    owner=owner,
+                    provider_key=opened.provider_key if opened else None,
+                )
+            except GatewayError as exc:
+                return failure("model_unavailable", exc.message)
+        if access is None and harness.needs_model:
+            return failure(
+                "model_unavailable",
+                f"harness {harness.name!r} needs a model: set the agent's modelPolicy"
+                " provider and model",
+            )
+        return access
+
+    async def _supervise(
+        self, run: Run, lease_token: str, spec: ProcessSpec, access: ModelAccess | None
+    ) -> tuple[ProcessResult, bool]:
+        """Run the process while keeping the lease; returns the result and whether it was lost."""
+        cancel = asyncio.Event()
+        lease = _LeaseKeeper(self._store, self._settings, run.id, lease_token, cancel)
+        keeper = asyncio.create_task(lease.keep())
+        relay = asyncio.create_task(_relay(self._shutdown, cancel))
+        try:
+            result = await self._substrate.run(spec, cancel)
+        finally:
+            keeper.cancel()
+            relay.cancel()
+            if access is not None:
+                await access.close()
+        return result, lease.lost
 
 
 async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
