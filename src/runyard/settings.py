@@ -139,4 +139,6 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
     )
     if env.get("RUNYARD_WORKER_ID"):
         base = replace(base, worker_id=env["RUNYARD_WORKER_ID"])
-    return base.with_overrides(**overrides).validate()
+    settings = base.with_overrides(**overrides)
+    # Absolute, so paths handed to runs (scripts, homes) do not depend on a cwd.
+    return replace(settings, data_dir=settings.data_dir.absolute()).validate()

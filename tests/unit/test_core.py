@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +78,9 @@ def test_signals_wake_only_their_waiters() -> None:
         return woke_a, woke_b, woke_q
 
     assert asyncio.run(scenario()) == (True, False, True)
+
+
+def test_the_data_dir_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(env={}).data_dir == tmp_path / ".runyard"
+    assert load_settings(env={}, data_dir=Path("rel")).data_dir == tmp_path / "rel"
