@@ -39,6 +39,9 @@ TABLES = (
     "environment_teardowns",
     "secrets",
     "capabilities",
+    "run_events",
+    "idempotency_keys",
+    "schedules",
 )
 
 

@@ -147,7 +147,12 @@ def test_capability_change_queues_reconciliation(server: Server, slug: str) -> N
             seconds=30,
         )
         assert final["status"] == "validated" and final["error"] is None
-        env = c.get(f"/v1/workspaces/default/agents/{slug}").json()["environment"]
+        # Evidence and the reconciliation's end are separate writes: wait for the second.
+        env = poll(
+            lambda: c.get(f"/v1/workspaces/default/agents/{slug}").json()["environment"],
+            lambda e: e["runtimeReconciliation"]["status"] != "pending",
+            seconds=30,
+        )
         assert env["runtimeReconciliation"] == {"status": "applied", "lastError": None}
 
 

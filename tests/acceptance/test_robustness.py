@@ -290,8 +290,10 @@ def test_unknown_routes_are_404_envelopes(server: Server, path: str) -> None:
         ("PATCH", f"{AGENTS}/some-agent/keys"),
         ("GET", "/v1/agents/agent_x/exec"),
         ("POST", "/v1/agents/agent_x/status"),
-        ("POST", "/v1/agents/agent_x/runs"),
+        ("PUT", "/v1/agents/agent_x/runs"),
         ("DELETE", "/v1/agents/agent_x/runs/run_x"),
+        ("GET", "/v1/agents/agent_x/runs/run_x/cancel"),
+        ("POST", "/v1/agents/agent_x/runs/run_x/events"),
         ("POST", "/healthz"),
     ],
 )

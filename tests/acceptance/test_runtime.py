@@ -45,6 +45,8 @@ RUN_KEYS = {
     "tokenUsage",
     "toolUsage",
     "evidence",
+    "source",
+    "title",
 }
 TOKEN_KEYS = {
     "source",

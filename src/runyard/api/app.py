@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runyard import __version__
 from runyard.api.errors import SurfaceRenderers, install_error_handler, native_envelope
-from runyard.api.routers import capabilities, control, runtime, secrets
+from runyard.api.routers import async_runs, capabilities, control, runtime, schedules, secrets
 from runyard.errors import PayloadTooLarge
 from runyard.services.container import Services
 
@@ -86,8 +86,10 @@ def create_app(services: Services) -> FastAPI:
     install_error_handler(app, renderers)
     app.include_router(control.router)
     app.include_router(runtime.router)
+    app.include_router(async_runs.router)
     app.include_router(secrets.router)
     app.include_router(capabilities.router)
+    app.include_router(schedules.router)
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, Any]:

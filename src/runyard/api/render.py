@@ -111,6 +111,8 @@ def run_doc(run: Run) -> dict[str, Any]:
         "tokenUsage": _only(EMPTY_TOKEN_USAGE, run.token_usage),
         "toolUsage": _only(EMPTY_TOOL_USAGE, run.tool_usage),
         "evidence": evidence,
+        "source": run.source,
+        "title": run.title,
     }
 
 

@@ -13,6 +13,7 @@ import typer
 
 from runyard.cli.agents import build_agents_app, build_keys_app
 from runyard.cli.runs import build_runs_app, exec_
+from runyard.cli.schedules import build_schedules_app
 
 
 def register(app: typer.Typer) -> None:
@@ -21,3 +22,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(build_keys_app(), name="keys")
     app.command("exec")(exec_)
     app.add_typer(build_runs_app(), name="runs")
+    app.add_typer(build_schedules_app(), name="schedules")

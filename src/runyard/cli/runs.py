@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from runyard.cli import output
+from runyard.cli import output, run_async
 from runyard.cli.agents import AgentArg, CursorOpt, LimitOpt
 from runyard.cli.connect import (
     ApiKeyOpt,
@@ -121,7 +121,14 @@ def get_run(
 
 
 def build_runs_app() -> typer.Typer:
-    app = typer.Typer(help="Read an agent's run history.", no_args_is_help=True)
+    app = typer.Typer(
+        help="Read an agent's run history; submit, cancel and follow runs.",
+        no_args_is_help=True,
+    )
     app.command("list")(list_runs)
     app.command("get")(get_run)
+    app.command("submit")(run_async.submit)
+    app.command("cancel")(run_async.cancel)
+    app.command("events")(run_async.events)
+    app.command("watch")(run_async.watch)
     return app

@@ -122,6 +122,7 @@ async def run_processes(
             build_registry(),
             secrets=services.secrets,
             gateway=gateway,
+            signals=services.signals,
         )
         tasks.append(
             asyncio.create_task(

@@ -101,9 +101,23 @@ class Run:
     evidence: JSON | None = None
     session_id: str | None = None
     source: str = "API"
+    title: str | None = None
+    creator: str | None = None
+    team: bool = False
     lease_owner: str | None = None
     lease_token: str | None = None
     lease_expires_at: int | None = None
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One entry of a run's append-only event log, numbered 1, 2, … per run."""
+
+    run_id: str
+    seq: int
+    type: str
+    data: JSON
+    created_at: int
 
 
 @dataclass(frozen=True)

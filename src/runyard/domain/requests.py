@@ -142,6 +142,12 @@ class ExecRequest(Strict):
         return value
 
 
+class RunSubmit(ExecRequest):
+    """An asynchronous submit: the ``/exec`` body plus an optional display title."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+
+
 RESERVED_PROJECTIONS = frozenset(
     {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "LANG", "TERM", "PWD"}
     | {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"}

@@ -8,7 +8,8 @@ over an ``httpx`` client whose transport can be injected (for example
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+import json
+from collections.abc import Coroutine, Iterator
 from types import TracebackType
 from typing import Any, Self
 
@@ -16,10 +17,12 @@ import httpx
 
 from runyard.errors import RunyardError
 from runyard.sdk.core import Document, Done, Plan, advance, parse_response, transport_failure
-from runyard.sdk.operations import DEFAULT_TIMEOUT, Operations
+from runyard.sdk.operations import DEFAULT_TIMEOUT, Operations, _seg
+from runyard.sdk.schedules import ScheduleOperations
+from runyard.sdk.sse import parse_sse
 
 
-class Client(Operations[Document]):
+class Client(Operations[Document], ScheduleOperations[Document]):
     """Blocking client of the native API; methods return the wire documents."""
 
     def __init__(
@@ -50,6 +53,34 @@ class Client(Operations[Document]):
             step = advance(plan, outcome)
         return step.result
 
+    def stream_run_events(
+        self, agent: str, run_id: str, *, last_event_id: int | None = None
+    ) -> Iterator[Document]:
+        """Follow the run's events over SSE (``{seq, type, data, createdAt}`` each).
+
+        The stream ends after the run's terminal status event, or when the
+        server's maximum stream duration is reached (resume with the last
+        ``seq`` as ``last_event_id``).
+        """
+        agent_id = self._drive(self._agent_id(agent))["id"]
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        path = f"/v1/agents/{_seg(agent_id)}/runs/{_seg(run_id)}/events"
+        try:
+            with self._http.stream(
+                "GET", path, headers=headers, timeout=httpx.Timeout(self.timeout, read=None)
+            ) as response:
+                if not response.is_success:
+                    response.read()
+                    parse_response(response)
+                for message in parse_sse(response.iter_lines()):
+                    doc = json.loads(message.data)
+                    if isinstance(doc, dict):
+                        yield doc
+        except httpx.HTTPError as exc:
+            raise transport_failure(exc, self.base_url) from exc
+
     def close(self) -> None:
         self._http.close()
 
@@ -65,7 +96,9 @@ class Client(Operations[Document]):
         self.close()
 
 
-class AsyncClient(Operations[Coroutine[Any, Any, Document]]):
+class AsyncClient(
+    Operations[Coroutine[Any, Any, Document]], ScheduleOperations[Coroutine[Any, Any, Document]]
+):
     """Asyncio client of the native API; methods return coroutines of the wire documents."""
 
     def __init__(

@@ -49,6 +49,8 @@ class RequestSpec:
     body: Any = _NO_BODY
     timeout: float | None = None
     """Read timeout for this request only (``/exec`` waits longer than other calls)."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Extra headers of this request only (``Idempotency-Key``)."""
 
     def httpx_kwargs(self, default_timeout: float) -> dict[str, Any]:
         """Keyword arguments for ``httpx.Client.request`` / ``httpx.AsyncClient.request``."""
@@ -59,6 +61,8 @@ class RequestSpec:
         }
         if self.body is not _NO_BODY:
             kwargs["json"] = self.body
+        if self.headers:
+            kwargs["headers"] = self.headers
         read = default_timeout if self.timeout is None else max(self.timeout, default_timeout)
         kwargs["timeout"] = httpx.Timeout(default_timeout, read=read)
         return kwargs

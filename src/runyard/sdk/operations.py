@@ -252,3 +252,52 @@ class Operations(Generic[R]):
     def get_run(self, agent: str, run_id: str) -> R:
         """``{run}``: one support-safe run document."""
         return self._drive(self._runtime(agent, f"runs/{_seg(run_id)}", method="GET"))
+
+    # -- asynchronous runs -----------------------------------------------------
+
+    def submit_run(
+        self,
+        agent: str,
+        input: str,
+        *,
+        title: str | None = None,
+        idempotency_key: str | None = None,
+        harness: str | None = None,
+        session_id: str | None = None,
+        timeout_seconds: int | None = None,
+        workspace_path: str | None = None,
+        cwd: str | None = None,
+    ) -> R:
+        """Queue a run without waiting: ``{runId, status, pollUrl}``.
+
+        With ``idempotency_key`` a retried call returns the run the first one
+        queued; reusing the key for a different request raises ``Conflict``.
+        """
+        body = _fields(
+            input=input,
+            title=title,
+            harness=harness,
+            sessionId=session_id,
+            timeoutSeconds=timeout_seconds,
+            workspace=workspace_path,
+            cwd=cwd,
+        )
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self._drive(self._runtime(agent, "runs", method="POST", body=body, headers=headers))
+
+    def cancel_run(self, agent: str, run_id: str) -> R:
+        """Cancel a run: ``{runId, status, cancelRequested}``; an ended run raises ``Conflict``."""
+        return self._drive(self._runtime(agent, f"runs/{_seg(run_id)}/cancel", method="POST"))
+
+    def list_run_events(
+        self, agent: str, run_id: str, *, since: int | None = None, limit: int | None = None
+    ) -> R:
+        """``{events: [{seq, type, data, createdAt}], nextSince}``: events after ``since``."""
+        params = _fields(since=since, limit=limit)
+        return self._drive(
+            self._runtime(agent, f"runs/{_seg(run_id)}/events", method="GET", params=params)
+        )
+
+    def _agent_id(self, agent: str) -> Plan:
+        agent_id = yield from self._id_of(agent)
+        return {"id": agent_id}

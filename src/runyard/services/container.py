@@ -11,6 +11,7 @@ from runyard.services.capabilities import CapabilityService
 from runyard.services.keys import KeyService
 from runyard.services.notify import RunSignals
 from runyard.services.runs import RunService
+from runyard.services.schedules import ScheduleService
 from runyard.services.secrets import SecretService
 from runyard.services.workspaces import WorkspaceService
 from runyard.settings import Settings
@@ -29,6 +30,7 @@ class Services:
     admission: Admission
     secrets: SecretService
     capabilities: CapabilityService
+    schedules: ScheduleService
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> Services:
@@ -48,4 +50,5 @@ class Services:
                 store, SecretBox(load_key(settings.secret_key, settings.data_dir))
             ),
             capabilities=CapabilityService(store),
+            schedules=ScheduleService(store),
         )

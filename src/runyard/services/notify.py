@@ -1,8 +1,9 @@
 """Wake-ups for waiting requests and idle workers.
 
 The store calls :meth:`RunSignals.publish` (from any thread) when a run is
-queued or finished; synchronous ``/exec`` calls await a run's finish and the
-worker's claim loop awaits new work. Signals only shorten waits: every
+queued or finished, or an event is appended to its log; synchronous
+``/exec`` calls await a run's finish, event streams await new events, and
+the worker's claim loop awaits new work. Signals only shorten waits: every
 waiter also re-reads the store on a poll interval, which is the correctness
 path when a notification is missed (another process, a lost connection).
 """
@@ -22,6 +23,7 @@ class RunSignals:
         self._lock = threading.Lock()
         self._finished: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._queued: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._events: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
 
     def publish(self, event: str, run_id: str) -> None:
         with self._lock:
@@ -29,7 +31,9 @@ class RunSignals:
                 targets = list(self._finished.get(run_id, ()))
             elif event == "queued":
                 targets = list(self._queued)
-            else:
+            elif event == "event":
+                targets = list(self._events.get(run_id, ()))
+            else:  # an event kind this process does not wait for
                 return
         for loop, ev in targets:
             try:
@@ -40,18 +44,33 @@ class RunSignals:
     @contextmanager
     def watch_finish(self, run_id: str) -> Iterator[asyncio.Event]:
         """An event set when ``run_id`` finishes; register before reading its status."""
+        with self._watch(self._finished, run_id) as ev:
+            yield ev
+
+    @contextmanager
+    def watch_events(self, run_id: str) -> Iterator[asyncio.Event]:
+        """An event set when ``run_id``'s event log grows; register before reading it."""
+        with self._watch(self._events, run_id) as ev:
+            yield ev
+
+    @contextmanager
+    def _watch(
+        self,
+        table: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]],
+        run_id: str,
+    ) -> Iterator[asyncio.Event]:
         entry = (asyncio.get_running_loop(), asyncio.Event())
         with self._lock:
-            self._finished.setdefault(run_id, []).append(entry)
+            table.setdefault(run_id, []).append(entry)
         try:
             yield entry[1]
         finally:
             with self._lock:
-                waiters = self._finished.get(run_id, [])
+                waiters = table.get(run_id, [])
                 if entry in waiters:
                     waiters.remove(entry)
                 if not waiters:
-                    self._finished.pop(run_id, None)
+                    table.pop(run_id, None)
 
     @contextmanager
     def watch_queue(self) -> Iterator[asyncio.Event]:

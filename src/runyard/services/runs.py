@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
+import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runyard.domain.entities import Agent, Run
@@ -23,13 +25,14 @@ from runyard.domain.policies import (
     default_harness,
     enabled_harnesses,
 )
-from runyard.domain.requests import ExecRequest
+from runyard.domain.requests import ExecRequest, RunSubmit
 from runyard.domain.states import RunStatus, is_terminal
-from runyard.errors import BadRequest, NotFound, PayloadTooLarge
+from runyard.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from runyard.services.agents import parse_runtime_policy
 from runyard.services.notify import RunSignals, wait_event
 from runyard.settings import Settings
 from runyard.store.base import Store
+from runyard.store.events import CancelResult
 from runyard.types import new_id, now_millis
 
 
@@ -62,6 +65,12 @@ def decode_cursor(cursor: str) -> int:
         raise BadRequest("invalid cursor", {"field": "cursor"}) from exc
 
 
+def request_hash(agent_id: str, body: RunSubmit) -> str:
+    """A digest of what a submit asked for, to tell a retry from a different request."""
+    doc = {"agentId": agent_id, "body": body.model_dump(mode="json", by_alias=True)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
 class RunService:
     def __init__(self, store: Store, settings: Settings, signals: RunSignals) -> None:
         self._store = store
@@ -85,6 +94,47 @@ class RunService:
 
     def submit(self, agent: Agent, body: ExecRequest, source: str = "API") -> Run:
         """Validate and durably queue a run; returns after the commit."""
+        run = self._build(agent, body, source)
+        self._store.insert_run(
+            run, concurrency_limit=parse_runtime_policy(agent).max_concurrent_runs
+        )
+        return run
+
+    def submit_async(
+        self, agent: Agent, body: RunSubmit, creator: str | None, idempotency_key: str | None
+    ) -> tuple[Run, bool]:
+        """Queue a run for the asynchronous API; returns ``(run, created)`` after the commit.
+
+        With an idempotency key, a retry with the same body returns the run the
+        first call created (``created`` False); a different body is a conflict.
+        """
+        run = replace(self._build(agent, body, "API"), title=body.title, creator=creator)
+        limit = parse_runtime_policy(agent).max_concurrent_runs
+        if idempotency_key is None:
+            self._store.insert_run(run, concurrency_limit=limit)
+            return run, True
+        digest = request_hash(agent.id, body)
+        found = self._store.insert_run_idempotent(run, limit, idempotency_key, digest)
+        if found.request_hash != digest:
+            raise Conflict(
+                "this Idempotency-Key was already used with a different request",
+                {"runId": found.run.id, "field": "Idempotency-Key"},
+            )
+        return found.run, found.created
+
+    def cancel(self, workspace_id: str, agent_id: str, run_id: str) -> CancelResult:
+        """Cancel a queued run now, or ask the worker to stop an active one."""
+        result = self._store.cancel_run(workspace_id, agent_id, run_id, now_millis())
+        if result is None:
+            raise NotFound(f"run {run_id!r} not found")
+        if result.action == "unchanged" and is_terminal(result.run.status):
+            raise Conflict(
+                f"the run has already ended ({result.run.status}) and cannot be cancelled",
+                {"runId": run_id, "status": result.run.status},
+            )
+        return result
+
+    def _build(self, agent: Agent, body: ExecRequest, source: str) -> Run:
         if len(body.input.encode()) > self._settings.max_input_bytes:
             raise PayloadTooLarge(
                 f"input is larger than {self._settings.max_input_bytes} bytes",
@@ -97,7 +147,6 @@ class RunService:
                 {"field": "timeoutSeconds"},
             )
         harness = self.resolve_harness(agent, body.harness)
-        policy = parse_runtime_policy(agent)
         now = now_millis()
         request: dict[str, Any] = {"harness": body.harness, "timeoutSeconds": timeout}
         if body.model is not None:
@@ -111,7 +160,7 @@ class RunService:
             request["workspace"] = body.workspace
         if body.cwd is not None:
             request["cwd"] = body.cwd
-        run = Run(
+        return Run(
             id=new_id("run"),
             workspace_id=agent.workspace_id,
             agent_id=agent.id,
@@ -126,8 +175,6 @@ class RunService:
             session_id=body.session_id,
             source=source,
         )
-        self._store.insert_run(run, concurrency_limit=policy.max_concurrent_runs)
-        return run
 
     def get(self, workspace_id: str, agent_id: str, run_id: str) -> Run:
         run = self._store.get_run(workspace_id, run_id, agent_id=agent_id)

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runyard.domain.capabilities import Capability
-from runyard.domain.entities import Agent, ApiKey, Run, RunOutcome, Secret, Workspace
+from runyard.domain.entities import Agent, ApiKey, Run, RunEvent, RunOutcome, Secret, Workspace
+from runyard.domain.schedules import Schedule
+from runyard.store.events import CancelResult, IdempotentSubmit
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,8 @@ class Store(Protocol):
     def migrate(self) -> None: ...
     def close(self) -> None: ...
     def subscribe(self, callback: Callable[[str, str], None]) -> None:
-        """Call ``callback(event, run_id)`` after commits that queue or finish runs."""
+        """Call ``callback(event, run_id)`` after commits that queue or finish runs
+        (``"queued"``, ``"finished"``) or append to a run's event log (``"event"``)."""
         ...
 
     # workspaces and keys
@@ -106,6 +109,28 @@ class Store(Protocol):
         self, agent_id: str, generation: int, status: str, error: str | None, now: int
     ) -> bool: ...
 
+    # schedules (client side scoped by workspace; see runyard.store.schedules)
+    def insert_schedule(self, s: Schedule) -> bool: ...
+    def count_schedules(self, workspace_id: str, agent_id: str) -> int: ...
+    def list_schedules(self, workspace_id: str, agent_id: str) -> list[Schedule]: ...
+    def get_schedule(
+        self, workspace_id: str, agent_id: str, schedule_id: str
+    ) -> Schedule | None: ...
+    def update_schedule(
+        self,
+        workspace_id: str,
+        agent_id: str,
+        schedule_id: str,
+        changes: dict[str, Any],
+        now: int,
+    ) -> Schedule | None: ...
+    def delete_schedule(self, workspace_id: str, agent_id: str, schedule_id: str) -> bool: ...
+    def due_schedules(self, now: int, limit: int) -> list[Schedule]: ...
+    def claim_schedule(self, schedule_id: str, expected_next: int, new_next: int) -> bool: ...
+    def record_schedule_fire(
+        self, schedule_id: str, run_id: str | None, error: str | None, now: int
+    ) -> None: ...
+
     # runs: client side
     def insert_run(self, run: Run, concurrency_limit: int) -> None: ...
     def get_run(
@@ -115,6 +140,24 @@ class Store(Protocol):
         self, workspace_id: str, agent_id: str | None, limit: int, before_seq: int | None
     ) -> list[Run]: ...
     def run_status(self, run_id: str) -> str | None: ...
+    def insert_run_idempotent(
+        self, run: Run, concurrency_limit: int, key: str, request_hash: str
+    ) -> IdempotentSubmit:
+        """Insert ``run`` unless ``key`` was already used in the workspace (then return
+        that run); concurrent duplicates are decided by the unique constraint."""
+        ...
+
+    def cancel_run(
+        self, workspace_id: str, agent_id: str, run_id: str, now: int
+    ) -> CancelResult | None:
+        """Cancel a queued run, or request cancellation of a claimed/running one."""
+        ...
+
+    def list_events(
+        self, workspace_id: str, run_id: str, after_seq: int, limit: int
+    ) -> list[RunEvent]:
+        """The run's events with ``seq > after_seq``, oldest first (workspace-scoped)."""
+        ...
 
     # runs: worker side (fenced by lease token)
     def claim_run(

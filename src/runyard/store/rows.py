@@ -140,6 +140,9 @@ def run(row: Row) -> Run:
         evidence=loads(row["evidence"]),
         session_id=row["session_id"],
         source=row["source"],
+        title=row.get("title"),
+        creator=row.get("creator"),
+        team=bool(row.get("team")),
         lease_owner=row["lease_owner"],
         lease_token=row["lease_token"],
         lease_expires_at=row["lease_expires_at"],
@@ -163,6 +166,9 @@ def run_params(r: Run, concurrency_limit: int) -> dict[str, Any]:
         "max_attempts": r.max_attempts,
         "session_id": r.session_id,
         "source": r.source,
+        "title": r.title,
+        "creator": r.creator,
+        "team": r.team,
         "concurrency_limit": concurrency_limit,
     }
 

@@ -22,6 +22,8 @@ from runyard.errors import Conflict
 from runyard.store import rows
 from runyard.store.base import LeaseState, ReapResult
 from runyard.store.capabilities import CapabilitySql
+from runyard.store.events import RunEventSql
+from runyard.store.schedules import ScheduleSql
 
 _ACTIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))
 
@@ -47,7 +49,7 @@ def _insert_sql(table: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
     )
 
 
-class SqlStore(CapabilitySql, ABC):
+class SqlStore(CapabilitySql, RunEventSql, ScheduleSql, ABC):
     """Shared implementation; subclasses provide connections and locking."""
 
     backend = "sql"
@@ -62,7 +64,7 @@ class SqlStore(CapabilitySql, ABC):
     def _is_unique_violation(self, exc: BaseException) -> bool: ...
 
     # ---- change notifications -------------------------------------------------
-    # Events are ("queued" | "finished", run_id).  The default delivers them to
+    # Events are ("queued" | "finished" | "event", run_id).  The default delivers them to
     # in-process subscribers after commit; PostgreSQL overrides ``_notify`` to
     # send them through NOTIFY so that every process hears them.
 
@@ -242,11 +244,15 @@ class SqlStore(CapabilitySql, ABC):
                 [now, now, False, workspace_id, agent_id],
             )
             for r in cancelled:
+                self._status_event(tx, r["id"], "cancelled", now, errorCode="agent_deleted")
                 self._notify(tx, "finished", r["id"])
-            tx.x(
-                f"UPDATE runs SET cancel_requested = ? WHERE {scope} AND status IN ({_ACTIVE_SQL})",
-                [True, workspace_id, agent_id],
+            requested = tx.q(
+                f"UPDATE runs SET cancel_requested = ? WHERE {scope} AND status IN ({_ACTIVE_SQL})"
+                " AND cancel_requested = ? RETURNING id",
+                [True, workspace_id, agent_id, False],
             )
+            for r in requested:
+                self._append_event(tx, r["id"], "cancel_requested", {}, now)
             tx.x(
                 f"UPDATE api_keys SET revoked_at = ? WHERE {scope} AND revoked_at IS NULL",
                 [now, workspace_id, agent_id],
@@ -371,10 +377,8 @@ class SqlStore(CapabilitySql, ABC):
     # ---- runs: client side --------------------------------------------------------
 
     def insert_run(self, run: Run, concurrency_limit: int) -> None:
-        sql, values = _insert_sql("runs", rows.run_params(run, concurrency_limit))
         with self._tx(write=True) as tx:
-            tx.x(sql, values)
-            self._notify(tx, "queued", run.id)
+            self._insert_run_tx(tx, run, concurrency_limit)
 
     def get_run(self, workspace_id: str, run_id: str, agent_id: str | None = None) -> Run | None:
         sql = "SELECT * FROM runs WHERE workspace_id = ? AND id = ?"
@@ -435,6 +439,7 @@ class SqlStore(CapabilitySql, ABC):
                     [worker_id, lease_token, lease_until, now, cand["id"]],
                 )
                 if claimed:
+                    self._status_event(tx, cand["id"], "claimed", now)
                     return rows.run(tx.q("SELECT * FROM runs WHERE id = ?", [cand["id"]])[0])
         return None
 
@@ -447,15 +452,15 @@ class SqlStore(CapabilitySql, ABC):
         evidence: dict[str, Any] | None,
     ) -> bool:
         with self._tx(write=True) as tx:
-            return (
-                tx.x(
-                    "UPDATE runs SET status = 'running', started_at = ?, updated_at = ?,"
-                    " harness_resolved = ?, evidence = ?"
-                    " WHERE id = ? AND lease_token = ? AND status = 'claimed'",
-                    [now, now, harness_resolved, rows.dumps(evidence), run_id, lease_token],
-                )
-                == 1
+            started = tx.x(
+                "UPDATE runs SET status = 'running', started_at = ?, updated_at = ?,"
+                " harness_resolved = ?, evidence = ?"
+                " WHERE id = ? AND lease_token = ? AND status = 'claimed'",
+                [now, now, harness_resolved, rows.dumps(evidence), run_id, lease_token],
             )
+            if started:
+                self._status_event(tx, run_id, "running", now)
+        return started == 1
 
     def renew_lease(self, run_id: str, lease_token: str, lease_until: int, now: int) -> LeaseState:
         with self._tx(write=True) as tx:
@@ -501,6 +506,16 @@ class SqlStore(CapabilitySql, ABC):
                 [*sets.values(), run_id, lease_token, *sources],
             )
             if done:
+                if outcome.output is not None:
+                    self._append_event(tx, run_id, "output", {"text": outcome.output}, now)
+                self._status_event(
+                    tx,
+                    run_id,
+                    target.value,
+                    now,
+                    outputLength=len(outcome.output or ""),
+                    errorCode=outcome.error.code,
+                )
                 self._notify(tx, "finished", run_id)
         return done == 1
 
@@ -550,7 +565,12 @@ class SqlStore(CapabilitySql, ABC):
                 f"UPDATE runs SET {fail} WHERE {expired} RETURNING id", [now, now, True, now]
             )
             for r in requeued:
+                self._status_event(tx, r["id"], "queued", now, reason="worker_lost")
                 self._notify(tx, "queued", r["id"])
+            for r in failed:
+                self._status_event(tx, r["id"], "failed", now, errorCode="worker_lost")
+            for r in cancelled:
+                self._status_event(tx, r["id"], "cancelled", now, errorCode="cancelled")
             for r in failed + cancelled:
                 self._notify(tx, "finished", r["id"])
         return ReapResult(

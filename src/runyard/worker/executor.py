@@ -2,7 +2,9 @@
 
 Every write is fenced by the run's lease token; if the lease is lost (the
 reaper took the run, or the store moved on) the executor kills the process
-and writes nothing more. Any unexpected failure still ends the run
+and writes nothing more. A cancel request is noticed when the run's event
+log grows (the store's ``event`` signal wakes the lease keeper, which
+re-reads the run) and at the latest on the next heartbeat. Any unexpected failure still ends the run
 ``failed`` with a generic ``internal_error``: a claimed run is never left
 hanging by this process.
 """
@@ -27,6 +29,7 @@ from runyard.harness.base import Harness, HarnessContext, HarnessRegistry, Harne
 from runyard.redaction import Redactor
 from runyard.sandbox.base import ProcessResult, ProcessSpec, Substrate
 from runyard.services.agents import parse_runtime_policy
+from runyard.services.notify import RunSignals, wait_event
 from runyard.services.secrets import RunSecrets, SecretService
 from runyard.settings import Settings
 from runyard.store.base import Store
@@ -91,6 +94,7 @@ class Executor:
         *,
         secrets: SecretService | None = None,
         gateway: Gateway | None = None,
+        signals: RunSignals | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -98,6 +102,7 @@ class Executor:
         self._harnesses = harnesses
         self._secrets = secrets
         self._gateway = gateway
+        self._signals = signals
         self._shutdown = asyncio.Event()
 
     @property
@@ -313,7 +318,9 @@ class Executor:
     ) -> tuple[ProcessResult, bool]:
         """Run the process while keeping the lease; returns the result and whether it was lost."""
         cancel = asyncio.Event()
-        lease = _LeaseKeeper(self._store, self._settings, run.id, lease_token, cancel)
+        lease = _LeaseKeeper(
+            self._store, self._settings, run.id, lease_token, cancel, signals=self._signals
+        )
         keeper = asyncio.create_task(lease.keep())
         relay = asyncio.create_task(_relay(self._shutdown, cancel))
         try:
@@ -332,22 +339,46 @@ async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
 
 
 class _LeaseKeeper:
-    """Renews a run's lease; on loss or a cancel request it sets ``cancel``."""
+    """Renews a run's lease; on loss or a cancel request it sets ``cancel``.
+
+    It checks once at once (a cancel may have been requested before the
+    process started), then every heartbeat, and early whenever the run's event
+    log grows (a cancel request appends an event).
+    """
 
     def __init__(
-        self, store: Store, settings: Settings, run_id: str, token: str, cancel: asyncio.Event
+        self,
+        store: Store,
+        settings: Settings,
+        run_id: str,
+        token: str,
+        cancel: asyncio.Event,
+        *,
+        signals: RunSignals | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._run_id = run_id
         self._token = token
         self._cancel = cancel
+        self._signals = signals
         self.lost = False
 
     async def keep(self) -> None:
+        if self._signals is None:
+            await self._keep(asyncio.Event())
+            return
+        with self._signals.watch_events(self._run_id) as woke:
+            await self._keep(woke)
+
+    async def _keep(self, woke: asyncio.Event) -> None:
         lease_ms = int(self._settings.lease_seconds * 1000)
+        first = True
         while True:
-            await asyncio.sleep(self._settings.heartbeat_seconds)
+            if not first:
+                await wait_event(woke, self._settings.heartbeat_seconds)
+            first = False
+            woke.clear()
             now = now_millis()
             try:
                 state = await asyncio.to_thread(

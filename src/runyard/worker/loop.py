@@ -15,12 +15,15 @@ import logging
 import secrets
 
 from runyard.environments.provisioner import Provisioner
+from runyard.services.admission import Admission
 from runyard.services.notify import RunSignals, wait_any
+from runyard.services.runs import RunService
 from runyard.settings import Settings
 from runyard.store.base import Store
 from runyard.types import now_millis
 from runyard.worker.executor import Executor
 from runyard.worker.reaper import reaper_loop
+from runyard.worker.scheduler import INTERVAL_SECONDS, Scheduler
 
 log = logging.getLogger("runyard.worker")
 
@@ -41,11 +44,15 @@ class Worker:
         self._grace = shutdown_grace
         self._inflight: set[asyncio.Task[None]] = set()
         self._provisioner = Provisioner(store, executor.substrate)
+        self._scheduler = Scheduler(
+            store, RunService(store, settings, signals), Admission(store, settings)
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         helpers = [
             asyncio.create_task(reaper_loop(self._store, stop, self._settings.reaper_seconds)),
             asyncio.create_task(self._provisioner.loop(stop, self._settings.poll_seconds)),
+            asyncio.create_task(self._scheduler.loop(stop, INTERVAL_SECONDS)),
         ]
         try:
             await self._claim_loop(stop)
