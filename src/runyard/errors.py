@@ -216,3 +216,30 @@ class RemoteError(RunyardError):
         super().__init__(message, data)
         self.remote_code = code
         self.remote_status = status
+
+
+# ---- failures the worker turns into run errors ---------------------------------
+
+
+class HarnessUnavailable(RunyardError):
+    """A harness this runyard cannot run (not installed here, or not configured)."""
+
+    code = "HARNESS_UNAVAILABLE"
+    status = 503
+    retryable = False
+
+
+class PathEscape(RunyardError):
+    """A run's working directory would leave the agent's home (or cannot be used)."""
+
+    code = "INVALID_PATH"
+    status = 400
+    retryable = False
+
+
+class FetchError(RunyardError):
+    """A capability's source could not be fetched or unpacked."""
+
+    code = "FETCH_FAILED"
+    status = 502
+    retryable = True

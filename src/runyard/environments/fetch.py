@@ -22,16 +22,13 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from runyard.domain.capabilities import SourceKind, classify_source
+from runyard.errors import FetchError
 from runyard.services.capabilities import SKILLS_DIR_ENV, local_source_path, skills_root
 
 MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
 MAX_EXTRACTED_BYTES = 256 * 1024 * 1024
 MAX_MEMBERS = 20_000
 FETCH_TIMEOUT_S = 120
-
-
-class FetchError(Exception):
-    """A skill could not be fetched; the message is client-safe (no host paths)."""
 
 
 def _git_clone(url: str, dest: Path) -> None:

@@ -14,9 +14,7 @@ import errno
 import os
 from pathlib import Path
 
-
-class PathEscape(ValueError):
-    """A working directory resolved outside the agent's home."""
+from runyard.errors import PathEscape
 
 
 def resolve_workdir(

@@ -34,8 +34,8 @@ from runyard.domain.capabilities import Capability
 from runyard.domain.entities import Agent
 from runyard.domain.policies import HarnessTarget, NetworkMode, RuntimePolicy, enabled_harnesses
 from runyard.environments import scripts
-from runyard.environments.fetch import FetchError, chown_tree, stage_skill
-from runyard.errors import SandboxUnavailable
+from runyard.environments.fetch import chown_tree, stage_skill
+from runyard.errors import FetchError, SandboxUnavailable
 from runyard.sandbox.base import ProcessResult, ProcessSpec, Substrate
 from runyard.services.agents import parse_runtime_policy
 from runyard.store.base import Store

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from runyard.domain.entities import Agent, Run, RunError, RunOutcome
+from runyard.errors import HarnessUnavailable
 from runyard.sandbox.base import ProcessResult, SandboxPaths
 
 
@@ -29,10 +30,6 @@ class Invocation:
     stdin: bytes | None = None
     env: dict[str, str] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
-
-
-class HarnessUnavailable(Exception):
-    """This harness cannot run here (not installed, not implemented)."""
 
 
 class Harness(ABC):

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from runyard.domain.entities import RunOutcome
 from runyard.domain.policies import HarnessTarget
+from runyard.errors import HarnessUnavailable
 from runyard.harness.base import (
     Harness,
     HarnessContext,
-    HarnessUnavailable,
     Invocation,
     stdout_outcome,
 )

@@ -18,10 +18,10 @@ from importlib import resources
 from typing import Any
 
 from runyard.domain.entities import RunError, RunOutcome
+from runyard.errors import HarnessUnavailable
 from runyard.harness.base import (
     Harness,
     HarnessContext,
-    HarnessUnavailable,
     Invocation,
     exit_outcome,
 )

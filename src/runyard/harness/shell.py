@@ -11,10 +11,10 @@ from __future__ import annotations
 import shutil
 
 from runyard.domain.entities import RunOutcome
+from runyard.errors import HarnessUnavailable
 from runyard.harness.base import (
     Harness,
     HarnessContext,
-    HarnessUnavailable,
     Invocation,
     stdout_outcome,
 )

@@ -21,11 +21,11 @@ from pathlib import Path
 from runyard.domain.entities import Agent, Run, RunError, RunOutcome
 from runyard.domain.policies import RuntimePolicy
 from runyard.domain.states import RunStatus
-from runyard.environments.homes import PathEscape, resolve_workdir
-from runyard.errors import SandboxUnavailable
+from runyard.environments.homes import resolve_workdir
+from runyard.errors import HarnessUnavailable, PathEscape, SandboxUnavailable
 from runyard.gateway.errors import GatewayError
 from runyard.gateway.session import Gateway
-from runyard.harness.base import Harness, HarnessContext, HarnessRegistry, HarnessUnavailable
+from runyard.harness.base import Harness, HarnessContext, HarnessRegistry
 from runyard.redaction import Redactor
 from runyard.sandbox.base import ProcessResult, ProcessSpec, Substrate
 from runyard.services.agents import parse_runtime_policy
