@@ -271,7 +271,7 @@ def test_runtime_ids_too_long_for_any_object_are_400(server: Server, target: Run
 
 @pytest.mark.parametrize(
     "path",
-    ["/", "/v1", "/v2/agents", "/v1/agents", "/v1/workspaces", "/v1/agents/x/nope", "/.env"],
+    ["/", "/v1", "/v2/agents", "/v1/agentz", "/v1/workspaces", "/v1/agents/x/nope", "/.env"],
 )
 def test_unknown_routes_are_404_envelopes(server: Server, path: str) -> None:
     with httpx.Client(base_url=server.base_url) as anonymous:

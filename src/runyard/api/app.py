@@ -14,7 +14,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runyard import __version__
 from runyard.api.errors import SurfaceRenderers, install_error_handler, native_envelope
-from runyard.api.routers import async_runs, capabilities, control, runtime, schedules, secrets
+from runyard.api.routers import (
+    async_runs,
+    capabilities,
+    control,
+    runtime,
+    schedules,
+    secrets,
+    uragents,
+    warp,
+)
 from runyard.errors import PayloadTooLarge
 from runyard.services.container import Services
 
@@ -90,6 +99,9 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(secrets.router)
     app.include_router(capabilities.router)
     app.include_router(schedules.router)
+    app.include_router(uragents.router)
+    renderers.add("/v1/events", uragents.envelope)
+    warp.register(app, renderers)
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, Any]:

@@ -101,14 +101,22 @@ class RunService:
         return run
 
     def submit_async(
-        self, agent: Agent, body: RunSubmit, creator: str | None, idempotency_key: str | None
+        self,
+        agent: Agent,
+        body: RunSubmit,
+        creator: str | None,
+        idempotency_key: str | None,
+        *,
+        team: bool = False,
     ) -> tuple[Run, bool]:
         """Queue a run for the asynchronous API; returns ``(run, created)`` after the commit.
 
         With an idempotency key, a retry with the same body returns the run the
         first call created (``created`` False); a different body is a conflict.
+        ``team`` makes the run visible to every key of the workspace.
         """
-        run = replace(self._build(agent, body, "API"), title=body.title, creator=creator)
+        built = self._build(agent, body, "API")
+        run = replace(built, title=body.title, creator=creator, team=team)
         limit = parse_runtime_policy(agent).max_concurrent_runs
         if idempotency_key is None:
             self._store.insert_run(run, concurrency_limit=limit)

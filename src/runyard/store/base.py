@@ -17,6 +17,8 @@ from runyard.domain.capabilities import Capability
 from runyard.domain.entities import Agent, ApiKey, Run, RunEvent, RunOutcome, Secret, Workspace
 from runyard.domain.schedules import Schedule
 from runyard.store.events import CancelResult, IdempotentSubmit
+from runyard.store.events_queries import RunFilter
+from runyard.store.run_queries import ListedRun, RunQuery
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,18 @@ class Store(Protocol):
         self, workspace_id: str, agent_id: str | None, limit: int, before_seq: int | None
     ) -> list[Run]: ...
     def run_status(self, run_id: str) -> str | None: ...
+    def filter_runs(self, workspace_id: str, where: RunFilter, limit: int) -> list[Run]:
+        """Runs matching ``where``, newest first (see ``runyard.store.events_queries``)."""
+        ...
+
+    def query_runs(self, q: RunQuery) -> list[ListedRun]:
+        """A filtered, keyset-paged page of runs (see ``runyard.store.run_queries``)."""
+        ...
+
+    def get_listed_run(
+        self, workspace_id: str, run_id: str, viewer: str | None = None
+    ) -> ListedRun | None: ...
+    def oldest_agent(self, workspace_id: str) -> Agent | None: ...
     def insert_run_idempotent(
         self, run: Run, concurrency_limit: int, key: str, request_hash: str
     ) -> IdempotentSubmit:

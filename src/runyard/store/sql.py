@@ -23,7 +23,9 @@ from runyard.domain.states import ACTIVE
 from runyard.errors import Conflict
 from runyard.store import rows
 from runyard.store.capabilities import CapabilitySql
+from runyard.store.events_queries import EventQuerySql
 from runyard.store.leases import RunLeaseSql
+from runyard.store.run_queries import RunQuerySql
 from runyard.store.schedules import ScheduleSql
 
 _ACTIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))
@@ -50,7 +52,7 @@ def _insert_sql(table: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
     )
 
 
-class SqlStore(CapabilitySql, RunLeaseSql, ScheduleSql, ABC):
+class SqlStore(CapabilitySql, RunLeaseSql, ScheduleSql, EventQuerySql, RunQuerySql, ABC):
     """Shared implementation; subclasses provide connections and locking."""
 
     backend = "sql"
