@@ -10,7 +10,7 @@ from runyard.store.run_queries import RunQuery
 from tests.integration import factories as f
 
 
-def _seed(store: Store) -> tuple[str, str, list[str], list[str]]:
+def _seed(store: Store) -> tuple[str, str, list[str], list[str], str]:
     ws, other = f.workspace(store), f.workspace(store)
     a, b = f.agent(store, ws, slug="alpha"), f.agent(store, ws, slug="beta")
     stranger = f.agent(store, other)
@@ -24,11 +24,12 @@ def _seed(store: Store) -> tuple[str, str, list[str], list[str]]:
         store.insert_run(run, concurrency_limit=1)
         ids_b.append(run.id)
     store.insert_run(f.run_entity(stranger), concurrency_limit=1)
-    return ws.id, a.id, ids_a, ids_b
+    oldest = min((a, b), key=lambda agent: (agent.created_at, agent.id))
+    return ws.id, a.id, ids_a, ids_b, oldest.id
 
 
 def test_warp_listing_filters_and_pages_without_gaps(store: Store) -> None:
-    ws_id, _, ids_a, ids_b = _seed(store)
+    ws_id, _, ids_a, ids_b, oldest_id = _seed(store)
     seen: list[str] = []
     q = RunQuery(workspace_id=ws_id, limit=3)
     while True:
@@ -46,11 +47,11 @@ def test_warp_listing_filters_and_pages_without_gaps(store: Store) -> None:
     assert len(scheduled) == 4
     assert store.query_runs(RunQuery(workspace_id=ws_id, limit=50, statuses=("running",))) == []
     oldest = store.oldest_agent(ws_id)
-    assert oldest is not None and oldest.slug == "alpha"
+    assert oldest is not None and oldest.id == oldest_id  # created_at, then id
 
 
 def test_uragents_listing_filters_and_pages_without_gaps(store: Store) -> None:
-    ws_id, agent_id, ids_a, _ = _seed(store)
+    ws_id, agent_id, ids_a, _, _ = _seed(store)
     seen: list[str] = []
     where = RunFilter(agent_id=agent_id)
     while True:
