@@ -21,13 +21,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runyard.domain.entities import Run, RunEvent
-from runyard.domain.states import ACTIVE
 from runyard.store import rows
+from runyard.store.fragments import ACTIVE_SQL, insert_sql
 
 if TYPE_CHECKING:
     from runyard.store.sql import Tx
-
-_ACTIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))
 
 
 @dataclass(frozen=True)
@@ -80,12 +78,7 @@ class RunEventSql:
         self._append_event(tx, run_id, "status", {"status": status, **extra}, now)
 
     def _insert_run_tx(self, tx: Tx, run: Run, concurrency_limit: int) -> None:
-        params = rows.run_params(run, concurrency_limit)
-        cols = list(params)
-        tx.x(
-            f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
-            [params[c] for c in cols],
-        )
+        tx.x(*insert_sql("runs", rows.run_params(run, concurrency_limit)))
         self._status_event(tx, run.id, run.status, run.created_at)
         self._notify(tx, "queued", run.id)
 
@@ -144,7 +137,7 @@ class RunEventSql:
                 self._notify(tx, "finished", run_id)
             elif tx.q(
                 "UPDATE runs SET cancel_requested = ?, updated_at = ?"
-                f" WHERE {scope} AND status IN ({_ACTIVE_SQL}) AND cancel_requested = ?"
+                f" WHERE {scope} AND status IN ({ACTIVE_SQL}) AND cancel_requested = ?"
                 " RETURNING id",
                 [True, now, *where, False],
             ):

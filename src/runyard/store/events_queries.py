@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from runyard.domain.entities import Run
 from runyard.store import rows
+from runyard.store.fragments import placeholders
 
 if TYPE_CHECKING:
     from runyard.store.sql import Tx
@@ -49,7 +50,7 @@ class EventQuerySql:
         if where.statuses is not None:
             if not where.statuses:
                 return []
-            sql += f" AND status IN ({', '.join('?' for _ in where.statuses)})"
+            sql += f" AND status IN ({placeholders(where.statuses)})"
             params.extend(where.statuses)
         if where.started_after is not None:
             sql += " AND started_at > ?"

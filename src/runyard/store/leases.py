@@ -12,19 +12,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from runyard.domain.entities import Run, RunOutcome
-from runyard.domain.states import ACTIVE, TERMINAL, RunStatus, sources_of
+from runyard.domain.states import TERMINAL, RunStatus, sources_of
 from runyard.store import rows
 from runyard.store.base import LeaseState, ReapResult
 from runyard.store.events import RunEventSql
+from runyard.store.fragments import ACTIVE_SQL, placeholders
 
 if TYPE_CHECKING:
     from runyard.store.sql import Tx
-
-_ACTIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))
-
-
-def _in(values: Sequence[str]) -> str:
-    return ", ".join("?" for _ in values)
 
 
 class RunLeaseSql(RunEventSql):
@@ -45,7 +40,7 @@ class RunLeaseSql(RunEventSql):
         candidates_sql = (
             "SELECT id, agent_id, concurrency_limit FROM runs r WHERE r.status = 'queued'"
             " AND (SELECT COUNT(*) FROM runs a WHERE a.agent_id = r.agent_id"
-            f" AND a.status IN ({_ACTIVE_SQL})) < r.concurrency_limit"
+            f" AND a.status IN ({ACTIVE_SQL})) < r.concurrency_limit"
             " ORDER BY r.seq LIMIT 8" + self.skip_locked
         )
         with self._tx(write=True) as tx:
@@ -56,7 +51,7 @@ class RunLeaseSql(RunEventSql):
             for cand in candidates:
                 active = tx.q(
                     "SELECT COUNT(*) AS n FROM runs WHERE agent_id = ?"
-                    f" AND status IN ({_ACTIVE_SQL})",
+                    f" AND status IN ({ACTIVE_SQL})",
                     [cand["agent_id"]],
                 )[0]["n"]
                 if active >= cand["concurrency_limit"]:
@@ -95,7 +90,7 @@ class RunLeaseSql(RunEventSql):
         with self._tx(write=True) as tx:
             held = tx.x(
                 "UPDATE runs SET lease_expires_at = ? WHERE id = ? AND lease_token = ?"
-                f" AND status IN ({_ACTIVE_SQL})",
+                f" AND status IN ({ACTIVE_SQL})",
                 [lease_until, run_id, lease_token],
             )
             if not held:
@@ -131,7 +126,7 @@ class RunLeaseSql(RunEventSql):
         with self._tx(write=True) as tx:
             done = tx.x(
                 f"UPDATE runs SET {assignments}"
-                f" WHERE id = ? AND lease_token = ? AND status IN ({_in(sources)})",
+                f" WHERE id = ? AND lease_token = ? AND status IN ({placeholders(sources)})",
                 [*sets.values(), run_id, lease_token, *sources],
             )
             if done:
@@ -174,7 +169,7 @@ class RunLeaseSql(RunEventSql):
             " error_message = 'the run was cancelled; its worker stopped responding',"
             " error_retryable = ?"
         )
-        expired = f"status IN ({_ACTIVE_SQL}) AND lease_expires_at < ?"
+        expired = f"status IN ({ACTIVE_SQL}) AND lease_expires_at < ?"
         with self._tx(write=True) as tx:
             cancelled = tx.q(
                 f"UPDATE runs SET {cancel} WHERE {expired} AND cancel_requested = ? RETURNING id",

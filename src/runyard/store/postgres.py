@@ -21,6 +21,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from runyard.errors import StoreError
+from runyard.store.fragments import placeholders
 from runyard.store.migrator import MigratingStore
 from runyard.store.sql import Tx
 
@@ -140,7 +141,7 @@ class PostgresStore(MigratingStore):
     def _lock_agents(self, tx: Tx, agent_ids: Sequence[str]) -> None:
         # ORDER BY puts the row locks after the sort: every claimer takes them in
         # id order, so two claimers with overlapping candidates cannot deadlock.
-        marks = ", ".join("?" for _ in agent_ids)
+        marks = placeholders(agent_ids)
         tx.q(f"SELECT id FROM agents WHERE id IN ({marks}) ORDER BY id FOR UPDATE", agent_ids)
 
     def _lock_migrations(self, tx: Tx) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from runyard.domain.entities import Agent, Run
 from runyard.store import rows
+from runyard.store.fragments import placeholders
 
 if TYPE_CHECKING:
     from runyard.store.sql import Tx
@@ -80,7 +81,7 @@ class RunQuerySql:
             where.append("(r.creator = ? OR r.team = ?)")
             params += [q.viewer, True]
         if q.statuses is not None:
-            where.append(f"r.status IN ({', '.join('?' for _ in q.statuses)})")
+            where.append(f"r.status IN ({placeholders(q.statuses)})")
             params += list(q.statuses)
         if q.provisioning is not None:
             inside = "IN" if q.provisioning else "NOT IN"

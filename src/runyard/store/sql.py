@@ -19,16 +19,14 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from runyard.domain.entities import Agent, ApiKey, Run, Secret, Workspace
-from runyard.domain.states import ACTIVE
 from runyard.errors import Conflict
 from runyard.store import rows
 from runyard.store.capabilities import CapabilitySql
 from runyard.store.events_queries import EventQuerySql
+from runyard.store.fragments import ACTIVE_SQL, insert_sql, placeholders
 from runyard.store.leases import RunLeaseSql
 from runyard.store.run_queries import RunQuerySql
 from runyard.store.schedules import ScheduleSql
-
-_ACTIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))
 
 log = logging.getLogger("runyard.store")
 
@@ -38,18 +36,6 @@ class Tx(Protocol):
 
     def q(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
     def x(self, sql: str, params: Sequence[Any] = ()) -> int: ...
-
-
-def _in(values: Sequence[str]) -> str:
-    return ", ".join("?" for _ in values)
-
-
-def _insert_sql(table: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
-    cols = list(params)
-    return (
-        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({_in(cols)})",
-        [params[c] for c in cols],
-    )
 
 
 class SqlStore(CapabilitySql, RunLeaseSql, ScheduleSql, EventQuerySql, RunQuerySql, ABC):
@@ -101,7 +87,7 @@ class SqlStore(CapabilitySql, RunLeaseSql, ScheduleSql, EventQuerySql, RunQueryS
     # ---- workspaces and keys -------------------------------------------------
 
     def _insert(self, table: str, params: dict[str, Any], what: str) -> None:
-        sql, values = _insert_sql(table, params)
+        sql, values = insert_sql(table, params)
         try:
             with self._tx(write=True) as tx:
                 tx.x(sql, values)
@@ -243,7 +229,7 @@ class SqlStore(CapabilitySql, RunLeaseSql, ScheduleSql, EventQuerySql, RunQueryS
                 self._status_event(tx, r["id"], "cancelled", now, errorCode="agent_deleted")
                 self._notify(tx, "finished", r["id"])
             requested = tx.q(
-                f"UPDATE runs SET cancel_requested = ? WHERE {scope} AND status IN ({_ACTIVE_SQL})"
+                f"UPDATE runs SET cancel_requested = ? WHERE {scope} AND status IN ({ACTIVE_SQL})"
                 " AND cancel_requested = ? RETURNING id",
                 [True, workspace_id, agent_id, False],
             )
@@ -301,7 +287,7 @@ class SqlStore(CapabilitySql, RunLeaseSql, ScheduleSql, EventQuerySql, RunQueryS
             return (
                 tx.x(
                     f"UPDATE agents SET {sets}"
-                    f" WHERE id = ? AND env_status IN ({_in(from_statuses)})",
+                    f" WHERE id = ? AND env_status IN ({placeholders(from_statuses)})",
                     [*values.values(), agent_id, *from_statuses],
                 )
                 == 1
@@ -326,7 +312,7 @@ class SqlStore(CapabilitySql, RunLeaseSql, ScheduleSql, EventQuerySql, RunQueryS
                 ],
             )
             if not updated:
-                sql, values = _insert_sql(
+                sql, values = insert_sql(
                     "secrets",
                     {
                         "id": secret.id,

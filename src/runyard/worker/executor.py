@@ -193,7 +193,7 @@ class Executor:
                 home=home,
                 cwd=cwd,
                 run_dir=run_dir,
-                ephemeral=ephemeral,
+                policy=policy,
                 owner=owner,
             )
         finally:
@@ -209,7 +209,7 @@ class Executor:
         home: Path,
         cwd: str,
         run_dir: Path,
-        ephemeral: bool,
+        policy: RuntimePolicy,
         owner: int | None,
     ) -> None:
         ctx = HarnessContext(run=run, agent=agent, paths=self._substrate.paths(home, run_dir))
@@ -224,7 +224,6 @@ class Executor:
             os.chmod(path, 0o600)
             if owner is not None:
                 os.chown(path, owner, owner)
-        policy = parse_runtime_policy(agent)
         started = await asyncio.to_thread(
             self._store.start_run, run.id, lease_token, now_millis(), harness.name, self.evidence
         )
@@ -262,7 +261,7 @@ class Executor:
             stdin=invocation.stdin,
             agent_id=agent.id,
             run_id=f"{run.id}-{run.attempt}",  # per attempt: cgroup and socket names
-            ephemeral_home=ephemeral,
+            ephemeral_home=not policy.storage_policy.persistent,
             gateway_socket=access.socket if access else None,
         )
         result, lost = await self._supervise(run, lease_token, spec, access)
