@@ -102,7 +102,7 @@ def list_runs(
 
 def get_run(
     agent: AgentArg,
-    run_id: Annotated[str, typer.Argument(help="The run's id (run_…).", show_default=False)],
+    run_id: run_async.RunIdArg,
     *,
     as_json: JsonOpt = False,
     base_url: BaseUrlOpt = None,

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from runyard.cli import output
+from runyard.cli.agents import AgentArg
 from runyard.cli.connect import (
     ApiKeyOpt,
     BaseUrlOpt,
@@ -22,7 +23,6 @@ from runyard.cli.connect import (
     connected,
 )
 
-AgentArg = Annotated[str, typer.Argument(help="Agent slug or agent_… id.", show_default=False)]
 IdArg = Annotated[str, typer.Argument(help="Schedule id (sched_…).", show_default=False)]
 
 
