@@ -42,6 +42,10 @@ TABLES = (
     "run_events",
     "idempotency_keys",
     "schedules",
+    "webhooks",
+    "webhook_deliveries",
+    "canvas_blocks",
+    "artifacts",
 )
 
 

@@ -43,7 +43,9 @@ def test_warp_listing_filters_and_pages_without_gaps(store: Store) -> None:
     only_alpha = store.query_runs(RunQuery(workspace_id=ws_id, limit=50, agent_slug="alpha"))
     assert {i.run.id for i in only_alpha} == set(ids_a)
     assert {i.agent_slug for i in only_alpha} == {"alpha"}
-    scheduled = store.query_runs(RunQuery(workspace_id=ws_id, limit=50, source="SCHEDULED_AGENT"))
+    scheduled = store.query_runs(
+        RunQuery(workspace_id=ws_id, limit=50, sources=("SCHEDULED_AGENT",))
+    )
     assert len(scheduled) == 4
     assert store.query_runs(RunQuery(workspace_id=ws_id, limit=50, statuses=("running",))) == []
     oldest = store.oldest_agent(ws_id)

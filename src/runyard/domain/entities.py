@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from runyard.domain.canvas import Artifact, Block
 from runyard.types import JSON
+
+# Where a run came from. Clients name theirs with ``X-Runyard-Source``; the
+# scheduler's runs are ``SCHEDULED_AGENT``, which no client may claim.
+RUN_SOURCES = ("API", "CLI", "SCHEDULED_AGENT", "WEB_APP")
+CLIENT_SOURCES = ("API", "CLI", "WEB_APP")
+SOURCE_HEADER = "X-Runyard-Source"
 
 
 class KeyKind(StrEnum):
@@ -133,7 +140,11 @@ class RunOutcome:
     evidence: JSON | None = None
     session_id: str | None = None
     harness_resolved: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Tool calls the harness reported (``name, startedAt, completedAt, ok, output``).
+    tool_calls: list[dict[str, Any]] | None = None
+    # The final canvas and the artifacts, written in the same transaction as the status.
+    blocks: list[Block] | None = None
+    artifacts: list[Artifact] | None = None
 
 
 @dataclass(frozen=True)

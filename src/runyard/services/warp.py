@@ -44,6 +44,26 @@ SOURCES = ("LINEAR", "API", "SLACK", "LOCAL", "SCHEDULED_AGENT")
 DEFAULT_AGENT_SLUG = "default"
 
 
+# runyard's run sources in Warp's vocabulary: runs from the CLI or a web app
+# are ``LOCAL``; runyard has no Linear or Slack integration, so those filters
+# match nothing.
+WARP_SOURCES = {
+    "API": "API",
+    "CLI": "LOCAL",
+    "WEB_APP": "LOCAL",
+    "SCHEDULED_AGENT": "SCHEDULED_AGENT",
+}
+
+
+def warp_source(source: str) -> str:
+    return WARP_SOURCES.get(source, "API")
+
+
+def source_filter(source: str) -> tuple[str, ...]:
+    """The runyard sources a Warp ``source`` filter stands for (maybe none)."""
+    return tuple(s for s, w in WARP_SOURCES.items() if w == source) or ("",)
+
+
 def warp_state(status: str, env_status: str | None = None) -> str:
     """The Warp state of a run in ``status`` whose agent's environment is ``env_status``."""
     if status == "queued" and env_status in PROVISIONING_ENV:

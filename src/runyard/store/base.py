@@ -9,13 +9,15 @@ returns only after its write is committed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from runyard.domain.canvas import Artifact, Block
 from runyard.domain.capabilities import Capability
 from runyard.domain.entities import Agent, ApiKey, Run, RunEvent, RunOutcome, Secret, Workspace
 from runyard.domain.schedules import Schedule
+from runyard.domain.webhooks import ClaimedDelivery, Delivery, Webhook
 from runyard.store.events import CancelResult, IdempotentSubmit
 from runyard.store.events_queries import RunFilter
 from runyard.store.run_queries import ListedRun, RunQuery
@@ -133,6 +135,40 @@ class Store(Protocol):
         self, schedule_id: str, run_id: str | None, error: str | None, now: int
     ) -> None: ...
 
+    # webhooks (client side scoped by workspace; see runyard.store.webhooks). Deliveries
+    # are enqueued by the store itself, in the transaction of each run status change.
+    def insert_webhook(self, w: Webhook) -> None: ...
+    def count_webhooks(self, workspace_id: str) -> int: ...
+    def list_webhooks(self, workspace_id: str) -> list[Webhook]: ...
+    def get_webhook(self, workspace_id: str, webhook_id: str) -> Webhook | None: ...
+    def update_webhook(
+        self, workspace_id: str, webhook_id: str, changes: dict[str, Any], now: int
+    ) -> Webhook | None: ...
+    def delete_webhook(self, workspace_id: str, webhook_id: str) -> bool: ...
+    def list_deliveries(
+        self, workspace_id: str, webhook_id: str, limit: int, before_seq: int | None
+    ) -> list[Delivery]: ...
+    def claim_deliveries(
+        self, lease_token: str, lease_until: int, now: int, limit: int, max_attempts: int
+    ) -> list[ClaimedDelivery]:
+        """Lease due deliveries (pending and due, or with an expired lease) of enabled
+        webhooks; each claim counts as an attempt."""
+        ...
+
+    def finish_delivery(
+        self, delivery_id: str, lease_token: str, response_status: int, now: int
+    ) -> bool: ...
+    def retry_delivery(
+        self,
+        delivery_id: str,
+        lease_token: str,
+        retry_at: int | None,
+        response_status: int | None,
+        error: str,
+    ) -> bool:
+        """Record a failed attempt: pending again at ``retry_at``, or failed if None."""
+        ...
+
     # runs: client side
     def insert_run(self, run: Run, concurrency_limit: int) -> None: ...
     def get_run(
@@ -173,6 +209,23 @@ class Store(Protocol):
         """The run's events with ``seq > after_seq``, oldest first (workspace-scoped)."""
         ...
 
+    # canvas and artifacts (see runyard.store.canvas)
+    def list_blocks(self, workspace_id: str, run_id: str) -> list[Block]: ...
+    def list_artifacts(self, workspace_id: str, run_id: str) -> list[Artifact]: ...
+    def get_artifact(self, artifact_id: str) -> Artifact | None:
+        """Unscoped: only for signed download links, which name their artifact."""
+        ...
+
+    def record_blocks(
+        self, run_id: str, lease_token: str, blocks: Sequence[Block], now: int
+    ) -> bool:
+        """Upsert a running run's canvas blocks under its lease (False: lease lost)."""
+        ...
+
+    def append_output(self, run_id: str, lease_token: str, text: str, now: int) -> bool:
+        """Append an ``output_chunk`` event to a running run (False: lease lost)."""
+        ...
+
     # runs: worker side (fenced by lease token)
     def claim_run(
         self, worker_id: str, lease_token: str, lease_until: int, now: int
@@ -184,12 +237,19 @@ class Store(Protocol):
         now: int,
         harness_resolved: str | None,
         evidence: dict[str, Any] | None,
-    ) -> bool: ...
+        *,
+        blocks: Sequence[Block] = (),
+    ) -> bool:
+        """Move a claimed run to running; ``blocks`` start its canvas (an earlier
+        attempt's canvas is dropped)."""
+        ...
+
     def renew_lease(
         self, run_id: str, lease_token: str, lease_until: int, now: int
     ) -> LeaseState: ...
     def finish_run(self, run_id: str, lease_token: str, outcome: RunOutcome, now: int) -> bool:
-        """Write a terminal outcome under the lease; ``ValueError`` for a non-terminal one."""
+        """Write a terminal outcome under the lease, with its final canvas blocks and
+        artifacts; ``ValueError`` for a non-terminal one."""
         ...
 
     def reap_expired(self, now: int, max_claims: int) -> ReapResult:

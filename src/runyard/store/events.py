@@ -65,6 +65,10 @@ class RunEventSql:
     @abstractmethod
     def _notify(self, tx: Tx, event: str, run_id: str) -> None: ...
 
+    @abstractmethod
+    def _enqueue_webhooks(self, tx: Tx, run_id: str, status: str, now: int) -> None:
+        """Webhook outbox, in the status change's transaction (see ``store.webhooks``)."""
+
     def _append_event(self, tx: Tx, run_id: str, type: str, data: dict[str, Any], now: int) -> None:
         """Append one event; call only after this transaction updated the run's row."""
         tx.x(
@@ -76,6 +80,7 @@ class RunEventSql:
 
     def _status_event(self, tx: Tx, run_id: str, status: str, now: int, **extra: Any) -> None:
         self._append_event(tx, run_id, "status", {"status": status, **extra}, now)
+        self._enqueue_webhooks(tx, run_id, status, now)
 
     def _insert_run_tx(self, tx: Tx, run: Run, concurrency_limit: int) -> None:
         tx.x(*insert_sql("runs", rows.run_params(run, concurrency_limit)))

@@ -11,18 +11,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from runyard.domain.canvas import Block
 from runyard.domain.entities import Run, RunOutcome
 from runyard.domain.states import TERMINAL, RunStatus, sources_of
 from runyard.store import rows
 from runyard.store.base import LeaseState, ReapResult
-from runyard.store.events import RunEventSql
+from runyard.store.canvas import CanvasSql
 from runyard.store.fragments import ACTIVE_SQL, placeholders
 
 if TYPE_CHECKING:
     from runyard.store.sql import Tx
 
 
-class RunLeaseSql(RunEventSql):
+class RunLeaseSql(CanvasSql):
     """Claim, start, renew, finish and reap runs (the backend supplies ``skip_locked``)."""
 
     skip_locked = ""
@@ -74,6 +75,8 @@ class RunLeaseSql(RunEventSql):
         now: int,
         harness_resolved: str | None,
         evidence: dict[str, Any] | None,
+        *,
+        blocks: Sequence[Block] = (),
     ) -> bool:
         with self._tx(write=True) as tx:
             started = tx.x(
@@ -84,6 +87,9 @@ class RunLeaseSql(RunEventSql):
             )
             if started:
                 self._status_event(tx, run_id, "running", now)
+                # A new attempt starts a new canvas.
+                tx.x("DELETE FROM canvas_blocks WHERE run_id = ?", [run_id])
+                self._upsert_blocks(tx, run_id, blocks, now)
         return started == 1
 
     def renew_lease(self, run_id: str, lease_token: str, lease_until: int, now: int) -> LeaseState:
@@ -130,6 +136,10 @@ class RunLeaseSql(RunEventSql):
                 [*sets.values(), run_id, lease_token, *sources],
             )
             if done:
+                if outcome.blocks:
+                    self._upsert_blocks(tx, run_id, outcome.blocks, now)
+                if outcome.artifacts:
+                    self._insert_artifacts(tx, run_id, outcome.artifacts, now)
                 if outcome.output is not None:
                     self._append_event(tx, run_id, "output", {"text": outcome.output}, now)
                 self._status_event(

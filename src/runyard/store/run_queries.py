@@ -43,7 +43,7 @@ class RunQuery:
     agent_slug: str | None = None
     model: str | None = None
     creator: str | None = None
-    source: str | None = None
+    sources: tuple[str, ...] | None = None
     created_after: int | None = None
     created_before: int | None = None
     sort_by: SortColumn = "created_at"
@@ -90,11 +90,13 @@ class RunQuerySql:
             ("a.slug", q.agent_slug),
             (self._json_text("r.request", "model"), q.model),
             ("r.creator", q.creator),
-            ("r.source", q.source),
         ):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if q.sources is not None:
+            where.append(f"r.source IN ({placeholders(q.sources)})")
+            params += list(q.sources)
         if q.created_after is not None:
             where.append("r.created_at > ?")
             params.append(q.created_after)

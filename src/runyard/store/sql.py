@@ -27,6 +27,7 @@ from runyard.store.fragments import ACTIVE_SQL, insert_sql, placeholders
 from runyard.store.leases import RunLeaseSql
 from runyard.store.run_queries import RunQuerySql
 from runyard.store.schedules import ScheduleSql
+from runyard.store.webhooks import WebhookSql
 
 log = logging.getLogger("runyard.store")
 
@@ -38,7 +39,11 @@ class Tx(Protocol):
     def x(self, sql: str, params: Sequence[Any] = ()) -> int: ...
 
 
-class SqlStore(CapabilitySql, RunLeaseSql, ScheduleSql, EventQuerySql, RunQuerySql, ABC):
+# WebhookSql comes first: it implements the outbox hook that RunEventSql (under
+# RunLeaseSql) declares abstract, and the first definition in the MRO wins.
+class SqlStore(
+    WebhookSql, CapabilitySql, RunLeaseSql, ScheduleSql, EventQuerySql, RunQuerySql, ABC
+):
     """Shared implementation; subclasses provide connections and locking."""
 
     backend = "sql"
