@@ -54,7 +54,7 @@ from stats import Latency
 from runyard.sandbox.base import supervise
 from runyard.sandbox.cgroups import CgroupManager
 from runyard.settings import Settings
-from runyard.worker.executor import BASE_ENV
+from runyard.worker.outcomes import BASE_ENV
 
 HERE = Path(__file__).resolve().parent
 BASELINE = "`true`, runyard's `supervise()`"

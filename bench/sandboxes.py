@@ -28,7 +28,7 @@ from runyard.sandbox import build_substrate
 from runyard.sandbox.base import ProcessResult, ProcessSpec, Substrate
 from runyard.sandbox.cgroups import ROOT as CGROUP_ROOT
 from runyard.settings import Settings
-from runyard.worker.executor import BASE_ENV
+from runyard.worker.outcomes import BASE_ENV
 
 ALLOWLIST = {"networkPolicy": {"mode": "allowlist", "allowList": ["example.com"]}}
 RUN_TIMEOUT_S = 60.0

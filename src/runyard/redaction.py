@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 MIN_SECRET_LENGTH = 4
@@ -65,3 +66,15 @@ class Redactor:
 
     def texts(self, values: list[str] | None) -> list[str] | None:
         return None if values is None else [self.text(v) or "" for v in values]
+
+    def values(self, document: dict[str, Any]) -> dict[str, Any]:
+        """``document`` with every string value (one level deep, and in lists) redacted."""
+        out: dict[str, Any] = {}
+        for key, value in document.items():
+            if isinstance(value, str):
+                out[key] = self.text(value)
+            elif isinstance(value, list):
+                out[key] = [self.text(v) if isinstance(v, str) else v for v in value]
+            else:
+                out[key] = value
+        return out

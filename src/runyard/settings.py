@@ -76,6 +76,15 @@ class Settings:
     secret_key: str | None = field(default=None, repr=False)
     max_input_bytes: int = 1_048_576
     max_output_bytes: int = 1_048_576
+    webhook_allow_private: bool = False
+    webhook_retry_base_seconds: float = 10.0
+    webhook_max_attempts: int = 8
+    webhook_timeout_seconds: float = 10.0
+    max_upload_bytes: int = 32 * 1_048_576
+    artifact_dir: Path | None = None
+    artifact_max_files: int = 200
+    artifact_max_bytes: int = 256 * 1_048_576
+    artifact_link_seconds: int = 3600
 
     @property
     def sqlite_path(self) -> Path:
@@ -88,6 +97,11 @@ class Settings:
     @property
     def scratch_dir(self) -> Path:
         return self.data_dir / "scratch"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where artifact contents live; API servers and workers must share it."""
+        return self.artifact_dir if self.artifact_dir is not None else self.data_dir / "artifacts"
 
     @property
     def credentials_path(self) -> Path:
@@ -103,8 +117,14 @@ class Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     def validate(self) -> Settings:
+        if self.artifact_link_seconds < 1 or self.artifact_max_files < 0:
+            raise ConfigError("artifact link lifetime and file limit must be positive")
         if self.worker_slots < 1:
             raise ConfigError("worker slots must be at least 1")
+        if self.webhook_max_attempts < 1:
+            raise ConfigError("RUNYARD_WEBHOOK_MAX_ATTEMPTS must be at least 1")
+        if self.webhook_retry_base_seconds <= 0 or self.webhook_timeout_seconds <= 0:
+            raise ConfigError("webhook retry base and timeout must be positive")
         if self.heartbeat_seconds * 2 > self.lease_seconds:
             raise ConfigError("lease must be at least twice the heartbeat interval")
         if self.substrate not in ("process", "bwrap"):
@@ -136,9 +156,21 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
         poll_seconds=_env_float(env, "RUNYARD_POLL_SECONDS", 1.0),
         admission_wait_seconds=_env_float(env, "RUNYARD_ADMISSION_WAIT_SECONDS", 15.0),
         secret_key=env.get("RUNYARD_SECRET_KEY") or None,
+        webhook_allow_private=_env_flag(env, "RUNYARD_WEBHOOK_ALLOW_PRIVATE", False),
+        webhook_retry_base_seconds=_env_float(env, "RUNYARD_WEBHOOK_RETRY_BASE_SECONDS", 10.0),
+        webhook_max_attempts=_env_int(env, "RUNYARD_WEBHOOK_MAX_ATTEMPTS", 8),
+        webhook_timeout_seconds=_env_float(env, "RUNYARD_WEBHOOK_TIMEOUT_SECONDS", 10.0),
+        artifact_dir=Path(env["RUNYARD_ARTIFACT_DIR"]) if env.get("RUNYARD_ARTIFACT_DIR") else None,
+        max_upload_bytes=_env_int(env, "RUNYARD_MAX_UPLOAD_BYTES", 32 * 1_048_576),
+        artifact_max_files=_env_int(env, "RUNYARD_ARTIFACT_MAX_FILES", 200),
+        artifact_max_bytes=_env_int(env, "RUNYARD_ARTIFACT_MAX_BYTES", 256 * 1_048_576),
+        artifact_link_seconds=_env_int(env, "RUNYARD_ARTIFACT_LINK_SECONDS", 3600),
     )
     if env.get("RUNYARD_WORKER_ID"):
         base = replace(base, worker_id=env["RUNYARD_WORKER_ID"])
     settings = base.with_overrides(**overrides)
     # Absolute, so paths handed to runs (scripts, homes) do not depend on a cwd.
-    return replace(settings, data_dir=settings.data_dir.absolute()).validate()
+    absolute = replace(settings, data_dir=settings.data_dir.absolute())
+    if absolute.artifact_dir is not None:
+        absolute = replace(absolute, artifact_dir=absolute.artifact_dir.absolute())
+    return absolute.validate()

@@ -277,12 +277,32 @@ def test_call_records_have_the_documented_shape() -> None:
         "startedAt",
         "completedAt",
         "stream",
+        "index",
     }
+    assert (first["index"], second["index"]) == (0, 1)  # numbered as recorded, when not begun
     assert (first["status"], first["inputTokens"], first["outputTokens"]) == (200, 10, 5)
     assert first["completedAt"] >= first["startedAt"]
     assert second["status"] == "error"
     assert second["error"].startswith("cannot reach")
     assert ledger.usage == Usage(10, 5)
+
+
+def test_ledger_numbers_calls_as_they_begin_and_reports_changes() -> None:
+    changes: list[int] = []
+    ledger = Ledger()
+    ledger.on_change = lambda: changes.append(len(ledger.in_flight()))
+    slow, fast = CallRecord(protocol="chat"), CallRecord(protocol="chat")
+    ledger.begin(slow)
+    ledger.begin(fast)
+    assert [c["index"] for c in ledger.in_flight()] == [0, 1]
+    assert ledger.in_flight()[0]["completedAt"] is None
+    fast.finish(200)
+    ledger.record(fast)
+    slow.finish(500, "upstream error")
+    ledger.record(slow)
+    assert [c["index"] for c in ledger.calls] == [1, 0]  # completion order, begin numbers
+    assert ledger.in_flight() == []
+    assert changes == [1, 2, 1, 0]
 
 
 def test_a_credential_that_cannot_be_a_header_is_refused_clearly() -> None:

@@ -31,8 +31,20 @@ def resolve_workdir(
     """
     relative = "/".join(p for p in (workspace, cwd) if p and p != ".") or "."
     parts = [p for p in relative.split("/") if p not in ("", ".")]
+    fd = open_dir(home, parts, owner, label=f"working directory {relative!r}")
+    os.close(fd)
+    return "/".join(parts) or "."
+
+
+_NOT_DIR = (errno.ELOOP, errno.ENOTDIR)
+
+
+def open_dir(home: Path, parts: list[str], owner: int | None, *, label: str) -> int:
+    """An open descriptor of ``home/parts…``, creating missing directories for
+    ``owner``; never follows a symlink (see :func:`resolve_workdir`). The caller
+    closes it. ``label`` names the path in errors, which never show host paths."""
     if any(p == ".." for p in parts):
-        raise PathEscape(f"working directory {relative!r} must stay inside the agent's home")
+        raise PathEscape(f"{label} must stay inside the agent's home")
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(home, flags)
@@ -53,20 +65,15 @@ def resolve_workdir(
                     if exc.errno in _NOT_DIR
                     else (exc.strerror or "unusable path")
                 )
-                raise PathEscape(
-                    f"working directory {relative!r} cannot be used: {reason}"
-                ) from exc
+                raise PathEscape(f"{label} cannot be used: {reason}") from exc
             os.close(fd)
             fd = child
             if created and owner is not None:
                 os.fchown(fd, owner, owner)
     except OSError as exc:
-        raise PathEscape(
-            f"working directory {relative!r} cannot be used: {exc.strerror or 'unusable path'}"
-        ) from exc
-    finally:
         os.close(fd)
-    return "/".join(parts) or "."
-
-
-_NOT_DIR = (errno.ELOOP, errno.ENOTDIR)
+        raise PathEscape(f"{label} cannot be used: {exc.strerror or 'unusable path'}") from exc
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

@@ -55,6 +55,8 @@ class Forwarder:
 
     async def forward(self, protocol: ClientProtocol, request: Request) -> Response:
         call = CallRecord(protocol=protocol.name)
+        if protocol.metered:
+            self.ledger.begin(call)
         try:
             return await self._forward(protocol, request, call)
         except asyncio.CancelledError:

@@ -14,7 +14,7 @@ support-safe record per model call (no prompt, no output, no secrets).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -130,6 +130,7 @@ class CallRecord:
     usage: Usage = field(default_factory=Usage)
     started_at: int = field(default_factory=now_ms)
     completed_at: int | None = None
+    index: int = -1  # the call's number in its session, given by Ledger.begin
     _t0: float = field(default_factory=time.monotonic, repr=False)
     _latency_ms: int = field(default=0, repr=False)
 
@@ -151,6 +152,7 @@ class CallRecord:
             "startedAt": self.started_at,
             "completedAt": self.completed_at,
             "stream": self.stream,
+            "index": self.index,
         }
         if self.error is not None:
             out["error"] = self.error
@@ -159,13 +161,39 @@ class CallRecord:
 
 @dataclass
 class Ledger:
-    """A session's summed usage and its model calls, in completion order."""
+    """A session's summed usage and its model calls, in completion order.
+
+    Calls in flight are kept too (numbered as they begin), and ``on_change``
+    is called whenever a call begins or ends, so the worker can show a run's
+    model calls on its canvas while the run goes on.
+    """
 
     usage: Usage = field(default_factory=Usage)
     calls: list[dict[str, Any]] = field(default_factory=list)
+    on_change: Callable[[], None] | None = None
+    _in_flight: dict[int, CallRecord] = field(default_factory=dict)
+    _begun: int = 0
+
+    def begin(self, call: CallRecord) -> None:
+        call.index = self._begun
+        self._begun += 1
+        self._in_flight[call.index] = call
+        self._changed()
 
     def record(self, call: CallRecord) -> None:
         if call.completed_at is None:
             call.finish(call.status)
+        if call.index < 0:
+            call.index = self._begun
+            self._begun += 1
+        self._in_flight.pop(call.index, None)
         self.usage.add(call.usage)
         self.calls.append(call.to_wire())
+        self._changed()
+
+    def in_flight(self) -> list[dict[str, Any]]:
+        return [c.to_wire() for c in self._in_flight.values()]
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()

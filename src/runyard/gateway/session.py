@@ -108,6 +108,11 @@ class GatewaySession:
         return self._forwarder.ledger.usage
 
     @property
+    def ledger(self) -> Ledger:
+        """The session's ledger: usage, calls, calls in flight and a change hook."""
+        return self._forwarder.ledger
+
+    @property
     def calls(self) -> list[dict[str, Any]]:
         """One record per model call, in completion order (see ``CallRecord.to_wire``)."""
         return self._forwarder.ledger.calls

@@ -36,6 +36,9 @@ class Harness(ABC):
     name: str
     # Whether runs of this harness cannot work without the model gateway.
     needs_model: bool = False
+    # Whether stdout is the answer as it is written (then it is streamed as
+    # ``output_chunk`` events while the run goes on).
+    streams_output: bool = False
 
     def check(self) -> None:
         """Raise :class:`HarnessUnavailable` when the harness cannot run on this host."""

@@ -31,6 +31,7 @@ def configured_argv(ctx: HarnessContext) -> list[str]:
 
 class CommandHarness(Harness):
     name = "command"
+    streams_output = True
 
     def invocation(self, ctx: HarnessContext) -> Invocation:
         return Invocation(argv=configured_argv(ctx), stdin=ctx.run.input.encode())

@@ -106,6 +106,7 @@ class NativeHarness(Harness):
                 "toolCallCount": count if isinstance(count, int) else 0,
             },
             "session_id": _str_or_none(document.get("sessionId")),
+            "tool_calls": _tool_calls(document.get("toolCalls")),
             "harness_resolved": self.name,
         }
         reason = document["stopReason"]
@@ -128,3 +129,27 @@ class NativeHarness(Harness):
         return RunOutcome(
             status="failed", error=RunError(code=code, message=message, retryable=False), **fields
         )
+
+
+def _tool_calls(raw: object) -> list[dict[str, Any]] | None:
+    """The result document's tool-call trace, keeping only well-formed entries."""
+    if not isinstance(raw, list):
+        return None
+    kept = []
+    for entry in raw[:1000]:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            kept.append(
+                {
+                    "name": entry["name"],
+                    "arguments": _str_or_none(entry.get("arguments")),
+                    "startedAt": _int_or_none(entry.get("startedAt")),
+                    "completedAt": _int_or_none(entry.get("completedAt")),
+                    "ok": entry.get("ok") is not False,
+                    "output": _str_or_none(entry.get("output")),
+                }
+            )
+    return kept or None
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -14,10 +14,11 @@ Environment:
   RUNYARD_TOOL_OUTPUT_LIMIT  characters of one tool result shown to the model (default 20000)
   RUNYARD_MODEL_TIMEOUT      seconds per model request (default 600)
 Output: stdout carries exactly one JSON document, ``{"text", "sessionId", "toolCallCount",
-"steps", "stopReason", "error", "warnings"}``; ``stopReason`` is ``completed`` or
-``step_limit`` (exit 0), ``model_error`` (exit 1), ``invalid_input`` (exit 2) or
-``internal_error`` (exit 3). The conversation is saved to the session file (a new id when
-none was given) once the loop has started. Diagnostics go to stderr.
+"toolCalls", "steps", "stopReason", "error", "warnings"}`` (``toolCalls``: one trace entry
+per tool call, ``name, arguments, startedAt, completedAt, ok, output``, texts shortened);
+``stopReason`` is ``completed`` or ``step_limit`` (exit 0), ``model_error`` (exit 1),
+``invalid_input`` (exit 2) or ``internal_error`` (exit 3). The conversation is saved to the
+session file (a new id when none was given) once the loop has started. Diagnostics go to stderr.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import traceback
 import urllib.error
 import urllib.request
@@ -45,6 +47,7 @@ Chat = Callable[[list[Message]], Message]
 SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 ROLES = {"system", "user", "assistant", "tool"}
 MAX_LIST_ENTRIES = 500
+TRACE_LIMIT = 2000  # characters of a tool call's arguments and output kept in its trace
 EXIT_CODES = {"completed": 0, "step_limit": 0, "model_error": 1, "invalid_input": 2}
 SYSTEM_PROMPT = (
     "You are an autonomous agent in a sandboxed Linux environment. Your working directory is "
@@ -310,6 +313,10 @@ def save_session(directory: Path, session_id: str, messages: list[Message]) -> N
     os.replace(tmp, directory / f"{session_id}.json")
 
 
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 def read_prompt(argv: list[str]) -> str:
     if len(argv) > 1:
         raise Stop("invalid_input", "usage: native_agent.py [PROMPT_FILE]  (else stdin)")
@@ -336,9 +343,21 @@ def agent_loop(
             result["stopReason"] = "completed"  # text: the last non-empty assistant text
             return
         for call in entry["tool_calls"]:
-            log(f"step {result['steps']}: {call['function']['name']}")
-            output = tools.call(call["function"]["name"], call["function"]["arguments"])
+            name, arguments = call["function"]["name"], call["function"]["arguments"]
+            log(f"step {result['steps']}: {name}")
+            started = now_ms()
+            output = tools.call(name, arguments)
             result["toolCallCount"] += 1
+            result["toolCalls"].append(
+                {
+                    "name": name,
+                    "arguments": arguments[:TRACE_LIMIT],
+                    "startedAt": started,
+                    "completedAt": now_ms(),
+                    "ok": not output.startswith("error: "),
+                    "output": output[:TRACE_LIMIT],
+                }
+            )
             messages.append({"role": "tool", "tool_call_id": call["id"], "content": output})
     limit = f"the step limit of {steps} model calls was reached before the agent finished"
     result.update(stopReason="step_limit", error=limit)
@@ -377,6 +396,7 @@ def main(argv: list[str]) -> int:
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     result: Message = {"text": "", "sessionId": None, "toolCallCount": 0, "steps": 0}
+    result["toolCalls"] = []
     result.update(stopReason="internal_error", error=None, warnings=[])
     try:
         run(argv, result)

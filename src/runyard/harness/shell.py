@@ -25,6 +25,7 @@ SCRIPT = "script.sh"
 
 class ShellHarness(Harness):
     name = "shell"
+    streams_output = True
 
     def check(self) -> None:
         if shutil.which("bash") is None:

@@ -54,6 +54,8 @@ class ProcessSpec:
     ephemeral_home: bool = False
     # The run's model-gateway socket on the host; the substrate exposes it as HTTP.
     gateway_socket: Path | None = None
+    # Called on the event loop with each piece of stdout kept (for live output).
+    on_output: Callable[[bytes], None] | None = None
 
 
 MAX_UNIX_PATH = 100  # sun_path is 108 bytes with the NUL; keep a margin
@@ -169,8 +171,15 @@ class Substrate(ABC):
 class _Collector:
     """Reads one non-blocking pipe from the event loop: keep a head (stdout) or a tail (stderr)."""
 
-    def __init__(self, fd: int, limit: int, keep_tail: bool) -> None:
+    def __init__(
+        self,
+        fd: int,
+        limit: int,
+        keep_tail: bool,
+        on_chunk: Callable[[bytes], None] | None = None,
+    ) -> None:
         self.fd = fd
+        self.on_chunk = on_chunk
         self.limit = limit
         self.keep_tail = keep_tail
         self.buf = bytearray()
@@ -197,6 +206,8 @@ class _Collector:
         room = self.limit - len(self.buf)
         if room > 0:
             self.buf += chunk[:room]
+            if self.on_chunk is not None:
+                self.on_chunk(chunk[:room])
         if len(chunk) > room:
             self.truncated = True
 
@@ -237,6 +248,7 @@ async def supervise(
     cancel: asyncio.Event,
     kill_tree: Callable[[int], None] = kill_group,
     pass_fds: tuple[int, ...] = (),
+    on_output: Callable[[bytes], None] | None = None,
 ) -> ProcessResult:
     """Spawn ``argv`` in a new session and supervise it as described above.
 
@@ -261,7 +273,7 @@ async def supervise(
     pidfd = os.pidfd_open(proc.pid)
     exited = asyncio.Event()
     loop.add_reader(pidfd, exited.set)
-    out = _Collector(proc.stdout.fileno(), max_output_bytes, keep_tail=False)
+    out = _Collector(proc.stdout.fileno(), max_output_bytes, keep_tail=False, on_chunk=on_output)
     err = _Collector(proc.stderr.fileno(), STDERR_TAIL, keep_tail=True)
     feeder = None
     if stdin is not None and proc.stdin is not None:

@@ -283,6 +283,7 @@ class BwrapSubstrate(Substrate):
                 stdin=spec.stdin,
                 timeout_seconds=spec.timeout_seconds,
                 max_output_bytes=spec.max_output_bytes,
+                on_output=spec.on_output,
                 cancel=cancel,
                 kill_tree=kill_tree,
                 pass_fds=(args_fd,),

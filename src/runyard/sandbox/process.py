@@ -68,6 +68,7 @@ class ProcessSubstrate(Substrate):
                 stdin=spec.stdin,
                 timeout_seconds=spec.timeout_seconds,
                 max_output_bytes=spec.max_output_bytes,
+                on_output=spec.on_output,
                 cancel=cancel,
             )
         finally:

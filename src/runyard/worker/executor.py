@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from runyard.domain.entities import Agent, Run, RunError, RunOutcome
+from runyard.artifacts.blobs import ArtifactBlobs
+from runyard.domain.entities import Agent, Run, RunOutcome
 from runyard.domain.policies import RuntimePolicy
-from runyard.domain.states import RunStatus
 from runyard.environments.homes import resolve_workdir
 from runyard.errors import HarnessUnavailable, PathEscape, SandboxUnavailable
 from runyard.gateway.errors import GatewayError
@@ -34,54 +33,20 @@ from runyard.services.secrets import RunSecrets, SecretService
 from runyard.settings import Settings
 from runyard.store.base import Store
 from runyard.types import now_millis
+from runyard.worker.canvas import LiveCanvas
+from runyard.worker.files import Before, RunFiles
+from runyard.worker.live_output import OutputStream
 from runyard.worker.model_access import ModelAccess, open_model_access
+from runyard.worker.outcomes import (
+    BASE_ENV,
+    failure,
+    make_private_dir,
+    policy_evidence,
+    redacted,
+    write_private_files,
+)
 
 log = logging.getLogger("runyard.worker")
-
-BASE_ENV = {
-    "PATH": "/usr/local/bin:/usr/bin:/bin",
-    "LANG": "C.UTF-8",
-    "TERM": "dumb",
-}
-
-
-def _make_private_dir(path: Path, owner: int | None) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if owner is not None:
-        os.chown(path, owner, owner)
-
-
-def policy_evidence(policy: RuntimePolicy) -> dict[str, object]:
-    """The runtime policy a run was executed under, as recorded in its evidence."""
-    limits = policy.resource_limits
-    return {
-        "networkMode": policy.network_policy.mode.value,
-        "allowList": policy.network_policy.allow_list,
-        "memoryMiB": limits.memory_mib,
-        "cpus": limits.cpus,
-        "pids": limits.pids,
-        "diskGiB": limits.disk_gib,
-        "persistent": policy.storage_policy.persistent,
-    }
-
-
-def redacted(outcome: RunOutcome, redactor: Redactor) -> RunOutcome:
-    """The outcome with every secret value the run printed replaced by its name."""
-    if not redactor:
-        return outcome
-    return replace(
-        outcome,
-        output=redactor.text(outcome.output),
-        error=replace(outcome.error, message=redactor.text(outcome.error.message)),
-        warnings=redactor.texts(outcome.warnings),
-    )
-
-
-def failure(code: str, message: str, retryable: bool = False) -> RunOutcome:
-    return RunOutcome(
-        status=RunStatus.FAILED.value,
-        error=RunError(code=code, message=message, retryable=retryable),
-    )
 
 
 class Executor:
@@ -104,6 +69,7 @@ class Executor:
         self._gateway = gateway
         self._signals = signals
         self._shutdown = asyncio.Event()
+        self._outputs = RunFiles(settings, ArtifactBlobs(settings.artifacts_dir))
 
     @property
     def substrate(self) -> Substrate:
@@ -159,10 +125,10 @@ class Executor:
         run_dir = self._substrate.run_dir(f"{run.id}-{run.attempt}")
         ephemeral = not policy.storage_policy.persistent
         try:
-            await asyncio.to_thread(_make_private_dir, run_dir, owner)
+            await asyncio.to_thread(make_private_dir, run_dir, owner)
             if ephemeral:
                 home = run_dir / "home"
-                await asyncio.to_thread(_make_private_dir, home, owner)
+                await asyncio.to_thread(make_private_dir, home, owner)
             else:
                 try:
                     home = await asyncio.to_thread(self._substrate.prepare_home, agent.id, policy)
@@ -218,14 +184,23 @@ class Executor:
         except HarnessUnavailable as exc:
             await self._finish(run, lease_token, failure("harness_unavailable", str(exc)))
             return
-        for name, data in invocation.files.items():
-            path = run_dir / name
-            path.write_bytes(data)
-            os.chmod(path, 0o600)
-            if owner is not None:
-                os.chown(path, owner, owner)
+        write_private_files(run_dir, invocation.files, owner)
+        try:
+            before = await asyncio.to_thread(self._outputs.prepare, run, home, cwd, owner)
+        except (PathEscape, OSError, ValueError) as exc:
+            message = exc.message if isinstance(exc, PathEscape) else "an input file is missing"
+            await self._finish(run, lease_token, failure("invalid_input", message))
+            return
+        started_at = now_millis()
+        live = LiveCanvas(self._store, run.id, lease_token, started_at)
         started = await asyncio.to_thread(
-            self._store.start_run, run.id, lease_token, now_millis(), harness.name, self.evidence
+            self._store.start_run,
+            run.id,
+            lease_token,
+            started_at,
+            harness.name,
+            self.evidence,
+            blocks=live.initial(),
         )
         if not started:
             log.warning("run %s: lease lost before start; not executing", run.id)
@@ -264,7 +239,13 @@ class Executor:
             ephemeral_home=not policy.storage_policy.persistent,
             gateway_socket=access.socket if access else None,
         )
-        result, lost = await self._supervise(run, lease_token, spec, access)
+        stream = OutputStream(self._store, run.id, lease_token, redactor)
+        if harness.streams_output:
+            spec = replace(spec, on_output=stream.feed)
+            stream.start()
+        result, lost = await self._supervise(
+            run, lease_token, spec, access, live=live, stream=stream
+        )
         if lost:
             log.warning("run %s: lease lost while running; process killed", run.id)
             return
@@ -276,9 +257,23 @@ class Executor:
         if access is not None:
             evidence["modelCalls"] = access.calls()
             outcome = replace(outcome, token_usage=access.token_usage() or outcome.token_usage)
-        await self._finish(
-            run, lease_token, redacted(replace(outcome, evidence=evidence), redactor)
+        outcome = redacted(replace(outcome, evidence=evidence), redactor)
+        await self._finish(run, lease_token, await self._with_files(run, outcome, live, before))
+
+    async def _with_files(
+        self, run: Run, outcome: RunOutcome, live: LiveCanvas, before: Before
+    ) -> RunOutcome:
+        """The outcome with the run's artifacts and its final canvas."""
+        collected = await asyncio.to_thread(self._outputs.collect, run, before)
+        if collected.warnings:
+            outcome = replace(outcome, warnings=[*(outcome.warnings or []), *collected.warnings])
+        blocks = live.final(
+            status=outcome.status,
+            output=outcome.output,
+            tool_calls=outcome.tool_calls,
+            artifacts=collected.artifacts,
         )
+        return replace(outcome, blocks=blocks, artifacts=collected.artifacts)
 
     async def _open_model(
         self,
@@ -313,9 +308,27 @@ class Executor:
         return access
 
     async def _supervise(
+        self,
+        run: Run,
+        lease_token: str,
+        spec: ProcessSpec,
+        access: ModelAccess | None,
+        *,
+        live: LiveCanvas,
+        stream: OutputStream,
+    ) -> tuple[ProcessResult, bool]:
+        """Run the process while keeping the lease and showing its progress (canvas,
+        output); returns the result and whether the lease was lost."""
+        follower = asyncio.create_task(live.follow(access))
+        try:
+            return await self._keep_lease(run, lease_token, spec, access)
+        finally:
+            follower.cancel()
+            await stream.finish()
+
+    async def _keep_lease(
         self, run: Run, lease_token: str, spec: ProcessSpec, access: ModelAccess | None
     ) -> tuple[ProcessResult, bool]:
-        """Run the process while keeping the lease; returns the result and whether it was lost."""
         cancel = asyncio.Event()
         lease = _LeaseKeeper(
             self._store, self._settings, run.id, lease_token, cancel, signals=self._signals

@@ -24,6 +24,7 @@ from runyard.types import now_millis
 from runyard.worker.executor import Executor
 from runyard.worker.reaper import reaper_loop
 from runyard.worker.scheduler import INTERVAL_SECONDS, Scheduler
+from runyard.worker.webhooks import WebhookDispatcher
 
 log = logging.getLogger("runyard.worker")
 
@@ -53,6 +54,11 @@ class Worker:
             asyncio.create_task(reaper_loop(self._store, stop, self._settings.reaper_seconds)),
             asyncio.create_task(self._provisioner.loop(stop, self._settings.poll_seconds)),
             asyncio.create_task(self._scheduler.loop(stop, INTERVAL_SECONDS)),
+            asyncio.create_task(
+                WebhookDispatcher(self._store, self._settings).loop(
+                    stop, self._settings.poll_seconds
+                )
+            ),
         ]
         try:
             await self._claim_loop(stop)

@@ -10,6 +10,7 @@ worker. After the run, the session's metered usage becomes the run's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,14 @@ class ModelAccess:
 
     def calls(self) -> list[dict[str, Any]]:
         return list(self.session.calls)
+
+    def live_calls(self) -> list[dict[str, Any]]:
+        """Ended calls and calls still in flight (for the live canvas)."""
+        return [*self.session.calls, *self.session.ledger.in_flight()]
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the event loop) whenever a model call begins or ends."""
+        self.session.ledger.on_change = callback
 
     async def close(self) -> None:
         try:
