@@ -9,6 +9,7 @@ disallowed model refused. Runs on the dev substrate and, as root, on bwrap.
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from collections.abc import Iterator
@@ -78,6 +79,7 @@ def test_native_agent_thinks_with_tools(runyard: Server) -> None:
         assert body["output"]["text"] == "The file says alpha."
         assert body["harness"] == "native" and body["sessionId"]
         run = c.get(f"/v1/agents/{agent['id']}/runs/{body['runId']}").json()["run"]
+        canvas = c.get(f"/v1/agents/{agent['id']}/runs/{body['runId']}/canvas").json()
         again = c.post(
             f"/v1/agents/{agent['id']}/exec",
             json={"input": "cat notes.txt", "harness": "shell"},
@@ -113,3 +115,31 @@ def test_native_agent_thinks_with_tools(runyard: Server) -> None:
     assert "alpha" in tool_results and "RUNYARD_RUN_ID" in tool_results
     assert KEY not in tool_results
     assert KEY not in str(run)
+    _check_canvas(canvas)
+
+
+def _check_canvas(canvas: dict[str, Any]) -> None:
+    """prompt → call → write_file → call → run_shell → call → output, from gateway and trace."""
+    blocks = canvas["blocks"]
+    assert [(b["type"], b["name"]) for b in blocks] == [
+        ("input", "prompt"),
+        ("model_call", "local-llm"),
+        ("tool_call", "write_file"),
+        ("model_call", "local-llm"),
+        ("tool_call", "run_shell"),
+        ("model_call", "local-llm"),
+        ("output", "output"),
+    ]
+    for parent, child in itertools.pairwise(blocks):
+        assert child["parents"] == [parent["id"]]
+    assert [b["metadata"]["inputTokens"] for b in blocks if b["type"] == "model_call"] == [
+        30,
+        50,
+        70,
+    ]
+    assert all(b["status"] == "completed" for b in blocks)
+    assert "alpha" in blocks[4]["content"]  # the tool's output, as the trace kept it
+    assert blocks[-1]["content"] == "The file says alpha."
+    assert canvas["status"] == "completed"
+    assert canvas["progress"]["tasksCompleted"] == canvas["progress"]["tasksTotal"] == 6
+    assert KEY not in str(canvas)

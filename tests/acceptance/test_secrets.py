@@ -97,7 +97,13 @@ def test_secrets_are_projected_and_redacted_and_provider_keys_withheld(server: S
         resp = c.post(f"/v1/agents/{agent['id']}/exec", json={"input": script})
         assert resp.status_code == 502, resp.text
         run = c.get(f"/v1/agents/{agent['id']}/runs/{resp.json()['data']['runId']}").json()["run"]
+        events = c.get(f"/v1/agents/{agent['id']}/runs/{run['id']}/events").json()["events"]
+        canvas = c.get(f"/v1/agents/{agent['id']}/runs/{run['id']}/canvas").json()
     output = run["output"]
+    streamed = "".join(e["data"]["text"] for e in events if e["type"] == "output_chunk")
+    assert streamed == output  # the live chunks are redacted like the output
+    assert VALUE not in str(events)
+    assert VALUE not in str(canvas)
     assert "plain=[REDACTED:LEAKY_TOKEN]" in output
     assert output.count("[REDACTED:LEAKY_TOKEN]") == 3
     assert "provider=runyard-gateway" in output  # the placeholder, never the real key

@@ -301,3 +301,32 @@ def test_errors_are_problem_json(ws: Ws, server: Server) -> None:
         forbidden = runtime_key.post("/agent/run", json={"prompt": "x"})
         assert_problem(forbidden, 403, "FORBIDDEN")
     assert_problem(ws.client.delete("/agent/runs"), 405, "METHOD_NOT_ALLOWED")
+
+
+def test_cli_and_web_app_runs_are_local_on_warp(ws: Ws) -> None:
+    slug = agent(ws)
+    agent_id = ws.client.get(f"/v1/workspaces/{ws.slug}/agents/{slug}").json()["agent"]["id"]
+    made = {}
+    for source in ("CLI", "WEB_APP", "API"):
+        resp = ws.client.post(
+            f"/v1/agents/{agent_id}/runs",
+            json={"input": "echo hi"},
+            headers={"X-Runyard-Source": source.lower()},
+        )
+        assert resp.status_code == 202, resp.text
+        made[source] = resp.json()["runId"]
+        native = ws.client.get(f"/v1/agents/{agent_id}/runs/{made[source]}").json()["run"]
+        assert native["source"] == source
+    assert detail(ws.client, made["CLI"])["source"] == "LOCAL"
+    assert detail(ws.client, made["WEB_APP"])["source"] == "LOCAL"
+    assert set(ids(ws.client, source="LOCAL", name=slug)) == {made["CLI"], made["WEB_APP"]}
+    assert ids(ws.client, source="API", name=slug) == [made["API"]]
+    assert ids(ws.client, source="SLACK", name=slug) == []
+    for bad in ("SCHEDULED_AGENT", "EMAIL"):
+        resp = ws.client.post(
+            f"/v1/agents/{agent_id}/runs",
+            json={"input": "echo hi"},
+            headers={"X-Runyard-Source": bad},
+        )
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["data"]["field"] == "X-Runyard-Source"

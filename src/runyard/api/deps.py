@@ -13,8 +13,8 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from runyard.domain.entities import Agent, KeyKind, Workspace
-from runyard.errors import Forbidden, NotFound, Unauthorized
+from runyard.domain.entities import CLIENT_SOURCES, SOURCE_HEADER, Agent, KeyKind, Workspace
+from runyard.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from runyard.services.container import Services
 from runyard.services.keys import Principal
 
@@ -81,3 +81,20 @@ def runtime_agent(
 
 
 RuntimeAgentDep = Annotated[Agent, Depends(runtime_agent)]
+
+
+async def run_source(request: Request) -> str:
+    """The source a client names for the runs it creates (``API`` by default)."""
+    raw = request.headers.get(SOURCE_HEADER)
+    if raw is None:
+        return "API"
+    value = raw.strip().upper()
+    if value not in CLIENT_SOURCES:
+        raise BadRequest(
+            f"{SOURCE_HEADER} must be one of {', '.join(CLIENT_SOURCES)}",
+            {"field": SOURCE_HEADER, "allowed": list(CLIENT_SOURCES)},
+        )
+    return value
+
+
+SourceDep = Annotated[str, Depends(run_source)]

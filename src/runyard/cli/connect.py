@@ -105,7 +105,11 @@ def connected(
     """An SDK client for the resolved connection, with errors reported as above."""
     with reporting():
         client = Client.discover(
-            base_url=base_url, api_key=api_key, workspace=workspace, data_dir=data_dir
+            base_url=base_url,
+            api_key=api_key,
+            workspace=workspace,
+            data_dir=data_dir,
+            source="CLI",
         )
         with client:
             yield client

@@ -18,8 +18,10 @@ app.command()(server.migrate)
 app.add_typer(server.admin, name="admin")
 
 from runyard.cli import client  # noqa: E402
+from runyard.cli.webhooks import build_webhooks_app  # noqa: E402
 
 client.register(app)
+app.add_typer(build_webhooks_app(), name="webhooks")
 
 
 def main() -> None:

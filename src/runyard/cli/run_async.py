@@ -1,8 +1,9 @@
 """``runyard runs submit|cancel|events|watch``: asynchronous runs over the SDK.
 
 ``submit`` prints the new run's id (``--json``: the whole answer); ``watch``
-follows the run's event stream with a live status line and exits with the
-run's final status: 0 when it completed, 1 otherwise.
+follows the run's event stream with a live line (status, steps taken and the
+latest one, output so far, artifacts) and exits with the run's final status:
+0 when it completed, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -94,8 +95,12 @@ def _event_line(event: dict[str, Any]) -> str:
     if event.get("type") == "status":
         extra = f" ({data['errorCode']})" if data.get("errorCode") else ""
         detail = f"{data.get('status')}{extra}"
-    elif event.get("type") == "output":
+    elif event.get("type") in ("output", "output_chunk"):
         detail = f"{len(str(data.get('text') or ''))} characters of output"
+    elif event.get("type") == "step":
+        detail = f"{data.get('type')} {data.get('name')}: {data.get('status')}"
+    elif event.get("type") == "artifact":
+        detail = f"{data.get('name')} ({data.get('sizeBytes')} bytes)"
     else:
         detail = ""
     return f"{event.get('seq')}\t{event.get('createdAt')}\t{event.get('type')}\t{detail}".rstrip()
@@ -134,6 +139,7 @@ def watch(
     """Follow RUN_ID live until it ends; exit 0 if it completed, else 1."""
     status = "unknown"
     last: int | None = None
+    seen = _Progress()
     out = output.console()
     with (
         connected(base_url, api_key, workspace, data_dir) as client,
@@ -145,7 +151,8 @@ def watch(
                 data = event.get("data")
                 if event.get("type") == "status" and isinstance(data, dict):
                     status = str(data.get("status"))
-                live.update(Text(f"{run_id}: {status} (event {last}, {event.get('type')})"))
+                seen.add(event)
+                live.update(Text(f"{run_id}: {status}{seen.line()} (event {last})"))
             if is_terminal(status):
                 break
             # The stream ended early (its maximum duration): resume after ``last``.
@@ -153,6 +160,40 @@ def watch(
             if is_terminal(str(run.get("status"))):
                 status = str(run.get("status"))
                 break
-        live.update(Text(f"{run_id}: {status}"))
+        live.update(Text(f"{run_id}: {status}{seen.line()}"))
     if status != "completed":
         raise typer.Exit(1)
+
+
+class _Progress:
+    """What ``watch`` shows besides the status: steps, the latest one, output, artifacts."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.latest = ""
+        self.output_chars = 0
+        self.artifacts = 0
+
+    def add(self, event: dict[str, Any]) -> None:
+        raw = event.get("data")
+        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        kind = event.get("type")
+        if kind == "step" and data.get("type") != "input":
+            self.steps += 1
+            self.latest = f"{data.get('type')} {data.get('name')}"
+        elif kind == "output_chunk":
+            self.output_chars += len(str(data.get("text") or ""))
+        elif kind == "output":
+            self.output_chars = len(str(data.get("text") or ""))
+        elif kind == "artifact":
+            self.artifacts += 1
+
+    def line(self) -> str:
+        parts = []
+        if self.steps:
+            parts.append(f"{self.steps} steps, last {self.latest}")
+        if self.output_chars:
+            parts.append(f"{self.output_chars} chars of output")
+        if self.artifacts:
+            parts.append(f"{self.artifacts} artifacts")
+        return "".join(f" · {p}" for p in parts)

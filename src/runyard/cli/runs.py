@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from runyard.cli import output, run_async
+from runyard.cli import output, run_async, run_outputs
 from runyard.cli.agents import AgentArg, CursorOpt, LimitOpt
 from runyard.cli.connect import (
     ApiKeyOpt,
@@ -131,4 +131,6 @@ def build_runs_app() -> typer.Typer:
     app.command("cancel")(run_async.cancel)
     app.command("events")(run_async.events)
     app.command("watch")(run_async.watch)
+    app.command("canvas")(run_outputs.canvas)
+    app.command("artifacts")(run_outputs.artifacts)
     return app

@@ -20,9 +20,10 @@ from runyard.sdk.core import Document, Done, Plan, advance, parse_response, tran
 from runyard.sdk.operations import DEFAULT_TIMEOUT, Operations, _seg
 from runyard.sdk.schedules import ScheduleOperations
 from runyard.sdk.sse import parse_sse
+from runyard.sdk.webhooks import WebhookOperations
 
 
-class Client(Operations[Document], ScheduleOperations[Document]):
+class Client(Operations[Document], ScheduleOperations[Document], WebhookOperations[Document]):
     """Blocking client of the native API; methods return the wire documents."""
 
     def __init__(
@@ -33,8 +34,9 @@ class Client(Operations[Document], ScheduleOperations[Document]):
         *,
         transport: httpx.BaseTransport | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        source: str | None = None,
     ) -> None:
-        super().__init__(base_url, api_key, workspace, timeout=timeout)
+        super().__init__(base_url, api_key, workspace, timeout=timeout, source=source)
         self._http = httpx.Client(
             base_url=self.base_url, headers=self._headers, transport=transport, timeout=timeout
         )
@@ -97,7 +99,9 @@ class Client(Operations[Document], ScheduleOperations[Document]):
 
 
 class AsyncClient(
-    Operations[Coroutine[Any, Any, Document]], ScheduleOperations[Coroutine[Any, Any, Document]]
+    Operations[Coroutine[Any, Any, Document]],
+    ScheduleOperations[Coroutine[Any, Any, Document]],
+    WebhookOperations[Coroutine[Any, Any, Document]],
 ):
     """Asyncio client of the native API; methods return coroutines of the wire documents."""
 
@@ -109,8 +113,9 @@ class AsyncClient(
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        source: str | None = None,
     ) -> None:
-        super().__init__(base_url, api_key, workspace, timeout=timeout)
+        super().__init__(base_url, api_key, workspace, timeout=timeout, source=source)
         self._http = httpx.AsyncClient(
             base_url=self.base_url, headers=self._headers, transport=transport, timeout=timeout
         )

@@ -90,8 +90,11 @@ def _snippet(text: str) -> str:
 
 
 def parse_response(response: httpx.Response) -> Document:
-    """The JSON object of a 2xx answer, or raise the error the answer stands for."""
+    """The JSON object of a 2xx answer (``{}`` for 204), or raise the error the answer
+    stands for."""
     where = f"{response.request.method} {response.request.url.path}"
+    if response.status_code == 204:
+        return {}  # No Content: the action succeeded and there is no document
     try:
         payload = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):

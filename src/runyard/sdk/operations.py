@@ -19,6 +19,7 @@ from typing import Any, Generic, Self, TypeVar
 from urllib.parse import quote, urlsplit
 
 from runyard import __version__
+from runyard.domain.entities import SOURCE_HEADER
 from runyard.errors import ConfigError, Forbidden, NotFound
 from runyard.sdk.config import resolve_connection
 from runyard.sdk.core import Document, Plan, RequestSpec, field_of, one
@@ -52,6 +53,7 @@ class Operations(Generic[R]):
         workspace: str = "default",
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        source: str | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -68,6 +70,9 @@ class Operations(Generic[R]):
             "Accept": "application/json",
             "User-Agent": f"runyard-sdk/{__version__}",
         }
+        if source is not None:
+            # Where the runs this client creates come from (API, CLI, WEB_APP).
+            self._headers[SOURCE_HEADER] = source
 
     @classmethod
     def discover(
@@ -297,6 +302,14 @@ class Operations(Generic[R]):
         return self._drive(
             self._runtime(agent, f"runs/{_seg(run_id)}/events", method="GET", params=params)
         )
+
+    def get_run_canvas(self, agent: str, run_id: str) -> R:
+        """``{canvasId, runId, status, progress, blocks, edges}``: the run's step DAG."""
+        return self._drive(self._runtime(agent, f"runs/{_seg(run_id)}/canvas", method="GET"))
+
+    def list_run_artifacts(self, agent: str, run_id: str) -> R:
+        """``{artifacts: [{id, name, type, sizeBytes, sha256, downloadUrl, …}]}``."""
+        return self._drive(self._runtime(agent, f"runs/{_seg(run_id)}/artifacts", method="GET"))
 
     def _agent_id(self, agent: str) -> Plan:
         agent_id = yield from self._id_of(agent)

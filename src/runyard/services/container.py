@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runyard.artifacts.blobs import ArtifactBlobs
+from runyard.artifacts.links import ArtifactLinks
 from runyard.secrets_box import SecretBox, load_key
 from runyard.services.admission import Admission
 from runyard.services.agents import AgentService
+from runyard.services.canvas import CanvasService
 from runyard.services.capabilities import CapabilityService
 from runyard.services.keys import KeyService
 from runyard.services.notify import RunSignals
 from runyard.services.runs import RunService
 from runyard.services.schedules import ScheduleService
 from runyard.services.secrets import SecretService
+from runyard.services.webhooks import WebhookService
 from runyard.services.workspaces import WorkspaceService
 from runyard.settings import Settings
 from runyard.store.base import Store
@@ -31,12 +35,15 @@ class Services:
     secrets: SecretService
     capabilities: CapabilityService
     schedules: ScheduleService
+    webhooks: WebhookService
+    canvas: CanvasService
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> Services:
         signals = RunSignals()
         store.subscribe(signals.publish)
         keys = KeyService(store)
+        secret_key = load_key(settings.secret_key, settings.data_dir)
         return cls(
             settings=settings,
             store=store,
@@ -46,9 +53,15 @@ class Services:
             agents=AgentService(store),
             runs=RunService(store, settings, signals),
             admission=Admission(store, settings),
-            secrets=SecretService(
-                store, SecretBox(load_key(settings.secret_key, settings.data_dir))
-            ),
+            secrets=SecretService(store, SecretBox(secret_key)),
             capabilities=CapabilityService(store),
             schedules=ScheduleService(store),
+            webhooks=WebhookService(
+                store, SecretBox(secret_key), allow_private=settings.webhook_allow_private
+            ),
+            canvas=CanvasService(
+                store,
+                ArtifactBlobs(settings.artifacts_dir),
+                ArtifactLinks(secret_key, settings.artifact_link_seconds),
+            ),
         )

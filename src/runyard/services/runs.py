@@ -108,15 +108,19 @@ class RunService:
         idempotency_key: str | None,
         *,
         team: bool = False,
+        source: str = "API",
+        extra: dict[str, Any] | None = None,
     ) -> tuple[Run, bool]:
         """Queue a run for the asynchronous API; returns ``(run, created)`` after the commit.
 
         With an idempotency key, a retry with the same body returns the run the
         first call created (``created`` False); a different body is a conflict.
-        ``team`` makes the run visible to every key of the workspace.
+        ``team`` makes the run visible to every key of the workspace; ``extra``
+        adds a surface's own fields to the run's request (Spine's ``inputFiles``).
         """
-        built = self._build(agent, body, "API")
-        run = replace(built, title=body.title, creator=creator, team=team)
+        built = self._build(agent, body, source)
+        request = {**built.request, **(extra or {})}
+        run = replace(built, title=body.title, creator=creator, team=team, request=request)
         limit = parse_runtime_policy(agent).max_concurrent_runs
         if idempotency_key is None:
             self._store.insert_run(run, concurrency_limit=limit)

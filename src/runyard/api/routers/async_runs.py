@@ -24,7 +24,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from runyard.api.deps import PrincipalDep, RuntimeAgentDep, ServicesDep
+from runyard.api.deps import PrincipalDep, RuntimeAgentDep, ServicesDep, SourceDep
 from runyard.domain.entities import Run, RunEvent
 from runyard.domain.requests import RunSubmit
 from runyard.errors import BadRequest
@@ -65,6 +65,7 @@ def submit_run(
     agent: RuntimeAgentDep,
     body: RunSubmit,
     response: Response,
+    source: SourceDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any]:
     if idempotency_key is not None and not _KEY.fullmatch(idempotency_key):
@@ -72,7 +73,7 @@ def submit_run(
             "Idempotency-Key must be 1-200 printable ASCII characters",
             {"field": "Idempotency-Key"},
         )
-    run, created = svc.runs.submit_async(agent, body, who.key_id, idempotency_key)
+    run, created = svc.runs.submit_async(agent, body, who.key_id, idempotency_key, source=source)
     if not created:
         response.status_code = 200
     return _accepted(run)

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from starlette.concurrency import run_in_threadpool
 
-from runyard.api.deps import RuntimeAgentDep, ServicesDep
+from runyard.api.deps import RuntimeAgentDep, ServicesDep, SourceDep
 from runyard.api.render import run_doc, status_doc
 from runyard.domain.entities import Run
 from runyard.domain.requests import ExecRequest
@@ -61,11 +61,11 @@ def exec_result(run: Run) -> dict[str, Any]:
 
 @router.post("/exec")
 async def exec_prompt(
-    svc: ServicesDep, agent: RuntimeAgentDep, body: ExecRequest
+    svc: ServicesDep, agent: RuntimeAgentDep, body: ExecRequest, source: SourceDep
 ) -> dict[str, Any]:
     budget = body.timeout_seconds or svc.settings.default_timeout_seconds
     agent = await svc.admission.admit(agent, budget)
-    run = await run_in_threadpool(svc.runs.submit, agent, body)
+    run = await run_in_threadpool(svc.runs.submit, agent, body, source)
     wait = run.timeout_seconds + svc.settings.sync_wait_grace_seconds
     return exec_result(await svc.runs.wait(run, wait))
 
