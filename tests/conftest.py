@@ -44,7 +44,7 @@ TABLES = (
     "schedules",
     "webhooks",
     "webhook_deliveries",
-    "canvas_blocks",
+    "run_steps",
     "artifacts",
 )
 

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from runyard.api.app import create_app
 from runyard.artifacts.blobs import ArtifactBlobs
 from runyard.domain import canvas
-from runyard.domain.canvas import Artifact, Ending, Step
+from runyard.domain.canvas import Artifact, Step
 from runyard.domain.entities import KeyKind, RunError, RunOutcome, Workspace
 from runyard.domain.requests import AgentCreate
 from runyard.services import spine
@@ -129,14 +129,9 @@ def finish(app: App, outcome: RunOutcome) -> None:
 
 
 def ended(app: App, run_id: str, status: str, steps: list[Step], **kw: Any) -> RunOutcome:
-    blocks = canvas.build(
-        run_id,
-        now_millis() - 50,
-        steps,
-        ending=Ending(status, kw.get("output"), now_millis()),
-        artifacts=kw.get("artifacts", ()),
-    )
-    return RunOutcome(status=status, blocks=blocks, **kw)
+    """The outcome a worker reports: the run's steps and artifacts (the canvas is
+    drawn from them, and from the run, when it is read)."""
+    return RunOutcome(status=status, steps=steps, **kw)
 
 
 def step(key: str, kind: str, name: str, at: int, ok: bool = True, **kw: Any) -> Step:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from runyard.domain.canvas import Artifact, Block
+from runyard.domain.canvas import Artifact, Step
 from runyard.types import JSON
 
 # Where a run came from. Clients name theirs with ``X-Runyard-Source``; the
@@ -142,8 +142,8 @@ class RunOutcome:
     harness_resolved: str | None = None
     # Tool calls the harness reported (``name, startedAt, completedAt, ok, output``).
     tool_calls: list[dict[str, Any]] | None = None
-    # The final canvas and the artifacts, written in the same transaction as the status.
-    blocks: list[Block] | None = None
+    # The canvas steps not yet stored and the artifacts, written with the status.
+    steps: list[Step] | None = None
     artifacts: list[Artifact] | None = None
 
 

@@ -1,8 +1,9 @@
 """Reading a run's canvas and artifacts, for every surface that shows them.
 
 The caller's surface service finds the run (that is where tenancy and
-visibility are decided); this service turns it into a canvas view (blocks,
-edges, progress, Spine-style status) and lists its artifacts with fresh
+visibility are decided); this service draws its canvas from the run (prompt,
+output), its stored steps and its artifacts (blocks, edges, progress,
+Spine-style status) and lists its artifacts with fresh
 expiring download links. Downloads are authorized by the link alone.
 """
 
@@ -17,6 +18,7 @@ from runyard.artifacts.links import ArtifactLinks, Link
 from runyard.domain import canvas
 from runyard.domain.canvas import Artifact, Block, Progress
 from runyard.domain.entities import Run
+from runyard.domain.states import is_terminal
 from runyard.errors import NotFound
 from runyard.store.base import Store
 from runyard.types import now_millis
@@ -57,13 +59,24 @@ class CanvasService:
         self._links = links
 
     def view(self, run: Run) -> CanvasView:
-        blocks = self._store.list_blocks(run.workspace_id, run.id)
-        ended = run.completed_at if run.status not in ("queued", "claimed", "running") else None
+        """The run's canvas, drawn from the run, its stored steps and its artifacts."""
+        ended = is_terminal(run.status)
+        steps = self._store.list_steps(run.workspace_id, run.id)
+        artifacts = self._store.list_artifacts(run.workspace_id, run.id) if ended else []
+        ending = None
+        if ended:
+            at = run.completed_at or run.updated_at
+            ending = canvas.Ending(status=run.status, output=run.output, completed_at=at)
+        blocks = canvas.build(
+            run.id, run.started_at or run.created_at, steps, ending=ending, artifacts=artifacts
+        )
         return CanvasView(
             run=run,
             blocks=blocks,
             status=canvas.canvas_status(run.status, blocks),
-            progress=canvas.progress(blocks, run.started_at, ended, now_millis()),
+            progress=canvas.progress(
+                blocks, run.started_at, run.completed_at if ended else None, now_millis()
+            ),
         )
 
     def artifacts(self, run: Run) -> list[ArtifactView]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from runyard.domain.canvas import Artifact, Block
+from runyard.domain.canvas import Artifact, Step
 from runyard.domain.capabilities import Capability
 from runyard.domain.entities import Agent, ApiKey, Run, RunEvent, RunOutcome, Secret, Workspace
 from runyard.domain.schedules import Schedule
@@ -209,17 +209,15 @@ class Store(Protocol):
         """The run's events with ``seq > after_seq``, oldest first (workspace-scoped)."""
         ...
 
-    # canvas and artifacts (see runyard.store.canvas)
-    def list_blocks(self, workspace_id: str, run_id: str) -> list[Block]: ...
+    # canvas steps and artifacts (see runyard.store.canvas)
+    def list_steps(self, workspace_id: str, run_id: str) -> list[Step]: ...
     def list_artifacts(self, workspace_id: str, run_id: str) -> list[Artifact]: ...
     def get_artifact(self, artifact_id: str) -> Artifact | None:
         """Unscoped: only for signed download links, which name their artifact."""
         ...
 
-    def record_blocks(
-        self, run_id: str, lease_token: str, blocks: Sequence[Block], now: int
-    ) -> bool:
-        """Upsert a running run's canvas blocks under its lease (False: lease lost)."""
+    def record_steps(self, run_id: str, lease_token: str, steps: Sequence[Step], now: int) -> bool:
+        """Upsert a running run's steps under its lease (False: lease lost)."""
         ...
 
     def append_output(self, run_id: str, lease_token: str, text: str, now: int) -> bool:
@@ -237,19 +235,16 @@ class Store(Protocol):
         now: int,
         harness_resolved: str | None,
         evidence: dict[str, Any] | None,
-        *,
-        blocks: Sequence[Block] = (),
     ) -> bool:
-        """Move a claimed run to running; ``blocks`` start its canvas (an earlier
-        attempt's canvas is dropped)."""
+        """Move a claimed run to running (a later attempt drops the earlier one's steps)."""
         ...
 
     def renew_lease(
         self, run_id: str, lease_token: str, lease_until: int, now: int
     ) -> LeaseState: ...
     def finish_run(self, run_id: str, lease_token: str, outcome: RunOutcome, now: int) -> bool:
-        """Write a terminal outcome under the lease, with its final canvas blocks and
-        artifacts; ``ValueError`` for a non-terminal one."""
+        """Write a terminal outcome under the lease, with its last canvas steps and
+        its artifacts; ``ValueError`` for a non-terminal one."""
         ...
 
     def reap_expired(self, now: int, max_claims: int) -> ReapResult:

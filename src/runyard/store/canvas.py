@@ -1,15 +1,19 @@
-"""Live progress of runs (canvas blocks, output chunks) and artifacts, mixed into ``SqlStore``.
+"""Live progress of runs (steps, output chunks) and artifacts, mixed into ``SqlStore``.
 
-The worker writes the first block when the run starts (in ``start_run``'s
-transaction), more while it goes on (fenced by the run's lease token, like
-every worker write) and all of them once more, with the artifacts, in the
-transaction that writes the run's terminal status (see ``finish_run``), so a
-reader that sees a run ended also sees its whole canvas and every artifact.
-Blocks are upserted by id: rebuilding a canvas updates the same rows (the
-final rebuild may add tool calls and so re-link ended blocks). Each
-block that ends appends a ``step`` event to the run's event log, and each
-artifact an ``artifact`` event, in the same transaction. Reads are scoped by
-workspace through a join on ``runs``.
+A canvas is not stored as such: what is stored are the facts it is drawn
+from, the run's *steps* (each model call and tool call, keyed ``model:N`` /
+``tool:N`` within the run) and its *artifacts*; the prompt and the output
+come from the run's own row. :mod:`runyard.domain.canvas` draws the DAG at
+read time. A run that makes no model or tool calls (a shell run) writes no
+step at all.
+
+The worker writes steps while a run goes on (fenced by the run's lease
+token, like every worker write) and the rest of them, with the artifacts, in
+the transaction that writes the run's terminal status (``finish_run``), so a
+reader that sees a run ended sees all of its canvas. Steps are upserted by
+key. Each step that ends appends a ``step`` event to the run's event log and
+each artifact an ``artifact`` event, in the same transaction. Reads are
+scoped by workspace through a join on ``runs``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from runyard.domain.canvas import Artifact, Block
+from runyard.domain.canvas import ENDED_BLOCK, Artifact, Step, block_id
 from runyard.store import rows
 from runyard.store.events import RunEventSql
 from runyard.store.fragments import insert_sql
@@ -25,26 +29,31 @@ from runyard.store.fragments import insert_sql
 if TYPE_CHECKING:
     from runyard.store.sql import Tx
 
-_BLOCK_COLUMNS = (
-    "position, name, type, status, content, sources, parents, metadata,"
-    " started_at, completed_at, updated_at"
+_UPDATED = (
+    "type",
+    "name",
+    "status",
+    "content",
+    "sources",
+    "metadata",
+    "started_at",
+    "completed_at",
+    "updated_at",
 )
+_UPSERT = ", ".join(f"{c} = excluded.{c}" for c in _UPDATED)
 
 
-def block(row: dict[str, Any]) -> Block:
-    return Block(
-        id=row["id"],
-        run_id=row["run_id"],
-        position=row["position"],
-        name=row["name"],
+def step(row: dict[str, Any]) -> Step:
+    return Step(
+        key=row["key"],
         type=row["type"],
+        name=row["name"],
         status=row["status"],
-        content=row["content"],
-        sources=rows.loads(row["sources"]) or [],
-        parents=rows.loads(row["parents"]) or [],
-        metadata=rows.loads(row["metadata"]) or {},
         started_at=row["started_at"],
         completed_at=row["completed_at"],
+        content=row["content"],
+        sources=rows.loads(row["sources"]) or [],
+        metadata=rows.loads(row["metadata"]) or {},
     )
 
 
@@ -62,20 +71,14 @@ def artifact(row: dict[str, Any]) -> Artifact:
     )
 
 
-def _step_event(b: Block) -> dict[str, Any]:
-    return {"blockId": b.id, "type": b.type, "name": b.name, "status": b.status}
-
-
 class CanvasSql(RunEventSql):
-    """Blocks and artifacts (see :mod:`runyard.store.base`); ``finish_run`` in
-    :mod:`runyard.store.leases` writes the final canvas through this class."""
+    """Steps and artifacts (see :mod:`runyard.store.base`); ``start_run`` and
+    ``finish_run`` in :mod:`runyard.store.leases` write through this class."""
 
     # ---- worker side -------------------------------------------------------------
 
-    def record_blocks(
-        self, run_id: str, lease_token: str, blocks: Sequence[Block], now: int
-    ) -> bool:
-        """Upsert a running run's blocks under its lease; False (nothing written)
+    def record_steps(self, run_id: str, lease_token: str, steps: Sequence[Step], now: int) -> bool:
+        """Upsert a running run's steps under its lease; False (nothing written)
         when the lease is lost."""
         with self._tx(write=True) as tx:
             held = tx.x(
@@ -85,7 +88,7 @@ class CanvasSql(RunEventSql):
             )
             if not held:
                 return False
-            self._upsert_blocks(tx, run_id, blocks, now)
+            self._upsert_steps(tx, run_id, steps, now)
         return True
 
     def append_output(self, run_id: str, lease_token: str, text: str, now: int) -> bool:
@@ -100,37 +103,40 @@ class CanvasSql(RunEventSql):
                 self._append_event(tx, run_id, "output_chunk", {"text": text}, now)
         return bool(held)
 
-    def _upsert_blocks(self, tx: Tx, run_id: str, blocks: Sequence[Block], now: int) -> None:
-        """Write ``blocks``; call only after this transaction updated the run's row."""
-        if not blocks:
+    def _upsert_steps(self, tx: Tx, run_id: str, steps: Sequence[Step], now: int) -> None:
+        """Write ``steps``; call only after this transaction updated the run's row."""
+        if not steps:
             return
         before = {
-            r["id"]: r["status"]
-            for r in tx.q("SELECT id, status FROM canvas_blocks WHERE run_id = ?", [run_id])
+            r["key"]: r["status"]
+            for r in tx.q("SELECT key, status FROM run_steps WHERE run_id = ?", [run_id])
         }
-        updates = ", ".join(
-            f"{c} = excluded.{c}" for c in (c.strip() for c in _BLOCK_COLUMNS.split(","))
-        )
-        for b in blocks:
-            params = {
-                "id": b.id,
-                "run_id": run_id,
-                "position": b.position,
-                "name": b.name,
-                "type": b.type,
-                "status": b.status,
-                "content": b.content,
-                "sources": rows.dumps(b.sources),
-                "parents": rows.dumps(b.parents),
-                "metadata": rows.dumps(b.metadata),
-                "started_at": b.started_at,
-                "completed_at": b.completed_at,
-                "updated_at": now,
-            }
-            sql, values = insert_sql("canvas_blocks", params)
-            tx.x(f"{sql} ON CONFLICT (id) DO UPDATE SET {updates}", values)
-            if b.ended() and before.get(b.id) != b.status:
-                self._append_event(tx, run_id, "step", _step_event(b), now)
+        for s in steps:
+            sql, values = insert_sql(
+                "run_steps",
+                {
+                    "run_id": run_id,
+                    "key": s.key,
+                    "type": s.type,
+                    "name": s.name,
+                    "status": s.status,
+                    "content": s.content,
+                    "sources": rows.dumps(s.sources),
+                    "metadata": rows.dumps(s.metadata),
+                    "started_at": s.started_at,
+                    "completed_at": s.completed_at,
+                    "updated_at": now,
+                },
+            )
+            tx.x(f"{sql} ON CONFLICT (run_id, key) DO UPDATE SET {_UPSERT}", values)
+            if s.status in ENDED_BLOCK and before.get(s.key) != s.status:
+                event = {
+                    "blockId": block_id(run_id, s.key),
+                    "type": s.type,
+                    "name": s.name,
+                    "status": s.status,
+                }
+                self._append_event(tx, run_id, "step", event, now)
 
     def _insert_artifacts(
         self, tx: Tx, run_id: str, artifacts: Sequence[Artifact], now: int
@@ -162,14 +168,14 @@ class CanvasSql(RunEventSql):
 
     # ---- client side (scoped by workspace) ------------------------------------------
 
-    def list_blocks(self, workspace_id: str, run_id: str) -> list[Block]:
+    def list_steps(self, workspace_id: str, run_id: str) -> list[Step]:
         with self._tx() as tx:
             found = tx.q(
-                "SELECT b.* FROM canvas_blocks b JOIN runs r ON r.id = b.run_id"
-                " WHERE r.workspace_id = ? AND b.run_id = ? ORDER BY b.position, b.id",
+                "SELECT s.* FROM run_steps s JOIN runs r ON r.id = s.run_id"
+                " WHERE r.workspace_id = ? AND s.run_id = ? ORDER BY s.started_at, s.key",
                 [workspace_id, run_id],
             )
-        return [block(r) for r in found]
+        return [step(r) for r in found]
 
     def list_artifacts(self, workspace_id: str, run_id: str) -> list[Artifact]:
         with self._tx() as tx:

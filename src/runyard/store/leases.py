@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from runyard.domain.canvas import Block
 from runyard.domain.entities import Run, RunOutcome
 from runyard.domain.states import TERMINAL, RunStatus, sources_of
 from runyard.store import rows
@@ -75,22 +74,19 @@ class RunLeaseSql(CanvasSql):
         now: int,
         harness_resolved: str | None,
         evidence: dict[str, Any] | None,
-        *,
-        blocks: Sequence[Block] = (),
     ) -> bool:
         with self._tx(write=True) as tx:
-            started = tx.x(
+            started = tx.q(
                 "UPDATE runs SET status = 'running', started_at = ?, updated_at = ?,"
                 " harness_resolved = ?, evidence = ?"
-                " WHERE id = ? AND lease_token = ? AND status = 'claimed'",
+                " WHERE id = ? AND lease_token = ? AND status = 'claimed' RETURNING attempt",
                 [now, now, harness_resolved, rows.dumps(evidence), run_id, lease_token],
             )
             if started:
                 self._status_event(tx, run_id, "running", now)
-                # A new attempt starts a new canvas.
-                tx.x("DELETE FROM canvas_blocks WHERE run_id = ?", [run_id])
-                self._upsert_blocks(tx, run_id, blocks, now)
-        return started == 1
+                if started[0]["attempt"] > 1:  # a later attempt starts a new canvas
+                    tx.x("DELETE FROM run_steps WHERE run_id = ?", [run_id])
+        return bool(started)
 
     def renew_lease(self, run_id: str, lease_token: str, lease_until: int, now: int) -> LeaseState:
         with self._tx(write=True) as tx:
@@ -136,8 +132,8 @@ class RunLeaseSql(CanvasSql):
                 [*sets.values(), run_id, lease_token, *sources],
             )
             if done:
-                if outcome.blocks:
-                    self._upsert_blocks(tx, run_id, outcome.blocks, now)
+                if outcome.steps:
+                    self._upsert_steps(tx, run_id, outcome.steps, now)
                 if outcome.artifacts:
                     self._insert_artifacts(tx, run_id, outcome.artifacts, now)
                 if outcome.output is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -94,11 +95,23 @@ class Executor:
                 failure("internal_error", "runyard failed to execute the run", True),
             )
 
-    async def _finish(self, run: Run, lease_token: str, outcome: RunOutcome) -> None:
+    async def _finish(
+        self,
+        run: Run,
+        lease_token: str,
+        outcome: RunOutcome,
+        *,
+        complete: Callable[[RunOutcome], RunOutcome] | None = None,
+    ) -> None:
+        """Write the outcome; ``complete`` (disk work: artifacts) runs first, in the
+        same worker thread as the write."""
         outcome = replace(outcome, evidence={**self.evidence, **(outcome.evidence or {})})
-        written = await asyncio.to_thread(
-            self._store.finish_run, run.id, lease_token, outcome, now_millis()
-        )
+
+        def write() -> bool:
+            final = complete(outcome) if complete is not None else outcome
+            return self._store.finish_run(run.id, lease_token, final, now_millis())
+
+        written = await asyncio.to_thread(write)
         if not written:
             log.warning("run %s: lease lost before the final write; result dropped", run.id)
 
@@ -184,24 +197,23 @@ class Executor:
         except HarnessUnavailable as exc:
             await self._finish(run, lease_token, failure("harness_unavailable", str(exc)))
             return
-        write_private_files(run_dir, invocation.files, owner)
+        live = LiveCanvas(self._store, run.id, lease_token)
+
+        def begin() -> tuple[Before, bool]:
+            """Files in place, then the run marked running (one thread hop for both)."""
+            write_private_files(run_dir, invocation.files, owner)
+            before = self._outputs.prepare(run, home, cwd, owner)
+            started = self._store.start_run(
+                run.id, lease_token, now_millis(), harness.name, self.evidence
+            )
+            return before, started
+
         try:
-            before = await asyncio.to_thread(self._outputs.prepare, run, home, cwd, owner)
-        except (PathEscape, OSError, ValueError) as exc:
+            before, started = await asyncio.to_thread(begin)
+        except (PathEscape, ValueError, FileNotFoundError) as exc:
             message = exc.message if isinstance(exc, PathEscape) else "an input file is missing"
             await self._finish(run, lease_token, failure("invalid_input", message))
             return
-        started_at = now_millis()
-        live = LiveCanvas(self._store, run.id, lease_token, started_at)
-        started = await asyncio.to_thread(
-            self._store.start_run,
-            run.id,
-            lease_token,
-            started_at,
-            harness.name,
-            self.evidence,
-            blocks=live.initial(),
-        )
         if not started:
             log.warning("run %s: lease lost before start; not executing", run.id)
             return
@@ -242,7 +254,6 @@ class Executor:
         stream = OutputStream(self._store, run.id, lease_token, redactor)
         if harness.streams_output:
             spec = replace(spec, on_output=stream.feed)
-            stream.start()
         result, lost = await self._supervise(
             run, lease_token, spec, access, live=live, stream=stream
         )
@@ -258,22 +269,19 @@ class Executor:
             evidence["modelCalls"] = access.calls()
             outcome = replace(outcome, token_usage=access.token_usage() or outcome.token_usage)
         outcome = redacted(replace(outcome, evidence=evidence), redactor)
-        await self._finish(run, lease_token, await self._with_files(run, outcome, live, before))
+        await self._finish(
+            run, lease_token, outcome, complete=lambda o: self._with_files(run, o, live, before)
+        )
 
-    async def _with_files(
+    def _with_files(
         self, run: Run, outcome: RunOutcome, live: LiveCanvas, before: Before
     ) -> RunOutcome:
-        """The outcome with the run's artifacts and its final canvas."""
-        collected = await asyncio.to_thread(self._outputs.collect, run, before)
+        """The outcome with the run's artifacts and its final canvas (in a worker thread)."""
+        collected = self._outputs.collect(run, before)
         if collected.warnings:
             outcome = replace(outcome, warnings=[*(outcome.warnings or []), *collected.warnings])
-        blocks = live.final(
-            status=outcome.status,
-            output=outcome.output,
-            tool_calls=outcome.tool_calls,
-            artifacts=collected.artifacts,
-        )
-        return replace(outcome, blocks=blocks, artifacts=collected.artifacts)
+        steps = live.final(outcome.tool_calls)
+        return replace(outcome, steps=steps, artifacts=collected.artifacts)
 
     async def _open_model(
         self,
@@ -319,11 +327,12 @@ class Executor:
     ) -> tuple[ProcessResult, bool]:
         """Run the process while keeping the lease and showing its progress (canvas,
         output); returns the result and whether the lease was lost."""
-        follower = asyncio.create_task(live.follow(access))
+        follower = live.follow(access)
         try:
             return await self._keep_lease(run, lease_token, spec, access)
         finally:
-            follower.cancel()
+            if follower is not None:
+                follower.cancel()
             await stream.finish()
 
     async def _keep_lease(

@@ -48,11 +48,11 @@ class OutputStream:
         self._task: asyncio.Task[None] | None = None
 
     def feed(self, data: bytes) -> None:
+        """Take a piece of stdout (on the event loop); the pump starts with the first."""
         self._pending += self._decoder.decode(data)
         self._dirty.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._pump())
+        if self._task is None:
+            self._task = asyncio.create_task(self._pump())
 
     async def finish(self) -> None:
         """Write what is left (after the process ended) and stop."""

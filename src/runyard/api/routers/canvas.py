@@ -27,10 +27,6 @@ router = APIRouter(tags=["runtime"])
 RunIdPath = Annotated[str, Path(alias="runId", max_length=100)]
 
 
-def _iso(ms: int | None) -> str | None:
-    return iso_millis(ms) if ms is not None else None
-
-
 def block_doc(b: Block) -> dict[str, Any]:
     return {
         "id": b.id,
@@ -41,8 +37,8 @@ def block_doc(b: Block) -> dict[str, Any]:
         "sources": b.sources,
         "parents": b.parents,
         "metadata": b.metadata,
-        "startedAt": _iso(b.started_at),
-        "completedAt": _iso(b.completed_at),
+        "startedAt": iso_millis(b.started_at),
+        "completedAt": iso_millis(b.completed_at),
     }
 
 

@@ -1,19 +1,17 @@
-CREATE TABLE canvas_blocks (
-    id TEXT PRIMARY KEY,
+CREATE TABLE run_steps (
     run_id TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    name TEXT NOT NULL,
+    key TEXT NOT NULL,
     type TEXT NOT NULL,
+    name TEXT NOT NULL,
     status TEXT NOT NULL,
     content TEXT,
     sources TEXT NOT NULL,
-    parents TEXT NOT NULL,
     metadata TEXT NOT NULL,
-    started_at INTEGER,
+    started_at INTEGER NOT NULL,
     completed_at INTEGER,
-    updated_at INTEGER NOT NULL
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (run_id, key)
 );
-CREATE INDEX canvas_blocks_run ON canvas_blocks (run_id, position);
 CREATE TABLE artifacts (
     id TEXT PRIMARY KEY,
     run_id TEXT NOT NULL,
