@@ -23,6 +23,7 @@ import contextlib
 import datetime as dt
 import shlex
 import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -51,6 +52,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--postgres-url",
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="admin URL used to create and drop the throwaway database",
+    )
+    parser.add_argument(
+        "--compare-rev",
+        help="also measure runyard up (SQLite) as of this git revision, in the same run",
     )
     parser.add_argument("--no-write", action="store_true", help="print only; leave README alone")
     args = parser.parse_args(argv)
@@ -126,7 +131,24 @@ def run(args: argparse.Namespace, command: str) -> Report:
             lambda stack, root: start_postgres(stack, root, args.postgres_url, slots),
         ),
     }
-    for backend in args.backends:
+    order = list(args.backends)
+    if args.compare_rev:
+        rev = args.compare_rev
+
+        def start_rev(stack: contextlib.ExitStack, root: Path) -> Target:
+            src = export_source(rev, root / "rev")
+            return start_sqlite(
+                stack,
+                root,
+                slots,
+                label=f"SQLite @ {rev}",
+                dirname="sqlite-rev",
+                env={"PYTHONPATH": str(src)},
+            )
+
+        starters["rev"] = (f"runyard up (SQLite) @ {rev}", start_rev)
+        order.append("rev")
+    for backend in order:
         title, start = starters[backend]
         with contextlib.ExitStack() as stack:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="runyard-bench-")))
@@ -150,6 +172,18 @@ def run(args: argparse.Namespace, command: str) -> Report:
         seconds=args.seconds,
         runs=args.runs,
     )
+
+
+def export_source(rev: str, into: Path) -> Path:
+    """``src/`` of this repository as of ``rev``, unpacked under ``into``."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(HERE.parent), "archive", rev, "src"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "src"
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -60,7 +60,8 @@ def field_text(doc: Any, *path: str) -> str:
     return _NONE if value is None else str(value)
 
 
-def _table(*columns: str) -> Table:
+def table_of(*columns: str) -> Table:
+    """An empty table with bold headers and folding columns, the CLI's one style."""
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in columns:
         table.add_column(column, overflow="fold")
@@ -103,7 +104,7 @@ def more_hint(doc: Mapping[str, Any], command: str) -> None:
 
 
 def agents_table(items: Any) -> None:
-    table = _table("SLUG", "NAME", "ID", "ENVIRONMENT", "HARNESSES", "CREATED")
+    table = table_of("SLUG", "NAME", "ID", "ENVIRONMENT", "HARNESSES", "CREATED")
     for item in items if isinstance(items, list) else []:
         agent = _get(item, "agent")
         table.add_row(
@@ -155,7 +156,7 @@ def agent_details(doc: Mapping[str, Any]) -> None:
 
 
 def keys_table(keys: Any) -> None:
-    table = _table("ID", "NAME", "KIND", "PREFIX", "CREATED", "LAST USED", "REVOKED")
+    table = table_of("ID", "NAME", "KIND", "PREFIX", "CREATED", "LAST USED", "REVOKED")
     for key in keys if isinstance(keys, list) else []:
         table.add_row(
             _cell(_get(key, "id")),
@@ -170,7 +171,7 @@ def keys_table(keys: Any) -> None:
 
 
 def runs_table(runs: Any) -> None:
-    table = _table("RUN ID", "STATUS", "HARNESS", "CREATED", "DURATION", "ERROR")
+    table = table_of("RUN ID", "STATUS", "HARNESS", "CREATED", "DURATION", "ERROR")
     for run in runs if isinstance(runs, list) else []:
         table.add_row(
             _cell(_get(run, "id")),

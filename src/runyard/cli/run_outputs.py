@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from runyard.cli import output
@@ -58,9 +57,7 @@ def canvas(
             f"{progress.get('elapsedMs')} ms"
         )
     )
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("BLOCK", "TYPE", "NAME", "STATUS", "AFTER"):
-        table.add_column(column, overflow="fold")
+    table = output.table_of("BLOCK", "TYPE", "NAME", "STATUS", "AFTER")
     for block in doc.get("blocks") or []:
         table.add_row(
             _short(block.get("id")),
@@ -96,9 +93,7 @@ def artifacts(
     if as_json:
         output.print_json(doc)
         return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("NAME", "TYPE", "BYTES", "SHA256"):
-        table.add_column(column, overflow="fold")
+    table = output.table_of("NAME", "TYPE", "BYTES", "SHA256")
     for item in items:
         table.add_row(
             str(item.get("name")),

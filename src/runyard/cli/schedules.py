@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from runyard.cli import output
 from runyard.cli.agents import AgentArg
@@ -27,9 +26,9 @@ IdArg = Annotated[str, typer.Argument(help="Schedule id (sched_…).", show_defa
 
 
 def _table(items: Any) -> None:
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("ID", "NAME", "CRON", "TIMEZONE", "STATE", "NEXT RUN", "LAST RUN", "ERROR"):
-        table.add_column(column, overflow="fold")
+    table = output.table_of(
+        "ID", "NAME", "CRON", "TIMEZONE", "STATE", "NEXT RUN", "LAST RUN", "ERROR"
+    )
     for s in items if isinstance(items, list) else []:
         state = "paused" if s.get("paused") else ("enabled" if s.get("enabled") else "disabled")
         table.add_row(

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from runyard.cli import output
@@ -44,9 +43,7 @@ def _text(doc: Any, *path: str) -> Text:
 
 
 def _webhooks_table(items: Any) -> None:
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("ID", "URL", "EVENTS", "ENABLED", "DESCRIPTION", "CREATED"):
-        table.add_column(column, overflow="fold")
+    table = output.table_of("ID", "URL", "EVENTS", "ENABLED", "DESCRIPTION", "CREATED")
     for w in items if isinstance(items, list) else []:
         events = w.get("events") if isinstance(w, dict) else None
         table.add_row(
@@ -61,10 +58,9 @@ def _webhooks_table(items: Any) -> None:
 
 
 def _deliveries_table(items: Any) -> None:
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    columns = ("ID", "TYPE", "RUN", "STATUS", "ATTEMPTS", "HTTP", "NEXT ATTEMPT", "ERROR")
-    for column in columns:
-        table.add_column(column, overflow="fold")
+    table = output.table_of(
+        "ID", "TYPE", "RUN", "STATUS", "ATTEMPTS", "HTTP", "NEXT ATTEMPT", "ERROR"
+    )
     for d in items if isinstance(items, list) else []:
         table.add_row(
             _text(d, "id"),
