@@ -330,3 +330,16 @@ def test_cli_and_web_app_runs_are_local_on_warp(ws: Ws) -> None:
         )
         assert resp.status_code == 400, resp.text
         assert resp.json()["data"]["field"] == "X-Runyard-Source"
+
+
+def test_session_link_opens_the_runs_canvas(ws: Ws) -> None:
+    agent(ws, slug="default")
+    run_id = run(ws.client, "echo linked")
+    item = ended(ws.client, run_id)
+    link = item["session_link"]
+    assert link.endswith(f"/v1/canvas/{run_id}/dag")
+    resp = ws.client.get(link)
+    assert resp.status_code == 200, resp.text
+    dag = resp.json()["data"]
+    assert dag["canvas_id"] == run_id and dag["status"] == "completed"
+    assert [n["type"] for n in dag["nodes"]] == ["input", "output"]

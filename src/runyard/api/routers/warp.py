@@ -82,7 +82,7 @@ class WarpRunCreate(Strict):
         return value
 
 
-def _item(listed: ListedRun, with_prompt: bool) -> dict[str, Any]:
+def _item(listed: ListedRun, with_prompt: bool, base_url: str) -> dict[str, Any]:
     run = listed.run
     doc: dict[str, Any] = {
         "run_id": run.id,
@@ -102,6 +102,8 @@ def _item(listed: ListedRun, with_prompt: bool) -> dict[str, Any]:
     }
     if run.session_id is not None:
         doc["session_id"] = run.session_id
+    # Where to see what the agent did: the run's canvas (the same keys may read it).
+    doc["session_link"] = f"{base_url}/v1/canvas/{run.id}/dag"
     if run.error.message and run.status in ("failed", "timed_out", "cancelled"):
         doc["status_message"] = {"message": run.error.message}
     return doc
@@ -191,7 +193,7 @@ def list_runs(
     found = svc.store.query_runs(query)
     page, more = found[:limit], len(found) > limit
     return {
-        "runs": [_item(r, with_prompt=False) for r in page],
+        "runs": [_item(r, False, str(request.base_url).rstrip("/")) for r in page],
         "page_info": {
             "has_next_page": more,
             "next_cursor": vocab.next_cursor(page, sort_by, descending) if more else None,
@@ -207,8 +209,10 @@ def _find(svc: ServicesDep, who: PrincipalDep, run_id: str) -> ListedRun:
 
 
 @router.get("/agent/runs/{runId}")
-def get_run(svc: ServicesDep, who: PrincipalDep, run_id: RunIdPath) -> dict[str, Any]:
-    return _item(_find(svc, who, run_id), with_prompt=True)
+def get_run(
+    request: Request, svc: ServicesDep, who: PrincipalDep, run_id: RunIdPath
+) -> dict[str, Any]:
+    return _item(_find(svc, who, run_id), True, str(request.base_url).rstrip("/"))
 
 
 @router.post("/agent/runs/{runId}/cancel")
