@@ -1,14 +1,18 @@
 """Executes one claimed run: prepare, start, supervise with heartbeats, finish.
 
+The steps: place the run's files (the harness's private files, uploaded
+inputs) and mark it running; open its secrets and model gateway; supervise
+the process in the sandbox while a :class:`LeaseKeeper` keeps the lease, the
+live canvas follows the model calls and stdout streams as events; then
+interpret the result, collect the artifacts and write the outcome.
+
 Every write is fenced by the run's lease token; if the lease is lost (the
 reaper took the run, or the store moved on) the executor kills the process
 and writes nothing more. A cancel request is noticed when the run's event
-log grows (the store's ``event`` signal wakes the lease keeper, which
-re-reads the run) and at the latest on the next heartbeat. Any unexpected failure still ends the run
-``failed`` with a generic ``internal_error``: a claimed run is never left
-hanging by this process.
+log grows, and at the latest on the next heartbeat. Any unexpected failure
+still ends the run ``failed`` with a generic ``internal_error``: a claimed
+run is never left hanging by this process.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -29,13 +33,14 @@ from runyard.harness.base import Harness, HarnessContext, HarnessRegistry
 from runyard.redaction import Redactor
 from runyard.sandbox.base import ProcessResult, ProcessSpec, Substrate
 from runyard.services.agents import parse_runtime_policy
-from runyard.services.notify import RunSignals, wait_event
+from runyard.services.notify import RunSignals
 from runyard.services.secrets import RunSecrets, SecretService
 from runyard.settings import Settings
 from runyard.store.base import Store
 from runyard.types import now_millis
 from runyard.worker.canvas import LiveCanvas
 from runyard.worker.files import Before, RunFiles
+from runyard.worker.lease_keeper import LeaseKeeper, relay
 from runyard.worker.live_output import OutputStream
 from runyard.worker.model_access import ModelAccess, open_model_access
 from runyard.worker.outcomes import (
@@ -339,78 +344,16 @@ class Executor:
         self, run: Run, lease_token: str, spec: ProcessSpec, access: ModelAccess | None
     ) -> tuple[ProcessResult, bool]:
         cancel = asyncio.Event()
-        lease = _LeaseKeeper(
+        lease = LeaseKeeper(
             self._store, self._settings, run.id, lease_token, cancel, signals=self._signals
         )
         keeper = asyncio.create_task(lease.keep())
-        relay = asyncio.create_task(_relay(self._shutdown, cancel))
+        relayed = asyncio.create_task(relay(self._shutdown, cancel))
         try:
             result = await self._substrate.run(spec, cancel)
         finally:
             keeper.cancel()
-            relay.cancel()
+            relayed.cancel()
             if access is not None:
                 await access.close()
         return result, lease.lost
-
-
-async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
-    await source.wait()
-    target.set()
-
-
-class _LeaseKeeper:
-    """Renews a run's lease; on loss or a cancel request it sets ``cancel``.
-
-    It checks once at once (a cancel may have been requested before the
-    process started), then every heartbeat, and early whenever the run's event
-    log grows (a cancel request appends an event).
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        settings: Settings,
-        run_id: str,
-        token: str,
-        cancel: asyncio.Event,
-        *,
-        signals: RunSignals | None = None,
-    ) -> None:
-        self._store = store
-        self._settings = settings
-        self._run_id = run_id
-        self._token = token
-        self._cancel = cancel
-        self._signals = signals
-        self.lost = False
-
-    async def keep(self) -> None:
-        if self._signals is None:
-            await self._keep(asyncio.Event())
-            return
-        with self._signals.watch_events(self._run_id) as woke:
-            await self._keep(woke)
-
-    async def _keep(self, woke: asyncio.Event) -> None:
-        lease_ms = int(self._settings.lease_seconds * 1000)
-        first = True
-        while True:
-            if not first:
-                await wait_event(woke, self._settings.heartbeat_seconds)
-            first = False
-            woke.clear()
-            now = now_millis()
-            try:
-                state = await asyncio.to_thread(
-                    self._store.renew_lease, self._run_id, self._token, now + lease_ms, now
-                )
-            except Exception:
-                log.exception("run %s: heartbeat failed; will retry", self._run_id)
-                continue
-            if not state.held:
-                self.lost = True
-                self._cancel.set()
-                return
-            if state.cancel_requested:
-                self._cancel.set()
