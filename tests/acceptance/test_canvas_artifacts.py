@@ -181,3 +181,25 @@ def test_cli_shows_canvas_and_downloads_artifacts(
     assert (tmp_path / "sub" / "data.json").read_bytes() == b'{"rows": 3}'
     assert "artifact" in ok(cli(server, "runs", "events", rt.id, run_id))
     assert rt.run(run_id)["source"] == "CLI"  # the CLI names itself as the run's source
+
+
+def test_one_run_is_readable_on_every_surface_that_documents_it(
+    server: Server, rt: RuntimeAgent
+) -> None:
+    """A run made through the native API: its canvas and artifacts on Spine, its
+    state and session link on Warp, its event on URAgents."""
+    run = run_to_end(rt, WRITE_OUTPUTS)
+    with server.client() as ws:  # the workspace key
+        spine = ws.get(f"/v1/run/{run['id']}").json()["data"]
+        assert spine["status"] == "completed" and spine["canvas_id"] == run["id"]
+        assert spine["result"]["final_output"] == "done\n"
+        names = sorted(a["name"] for a in spine["result"]["artifacts"])
+        assert names == ["Q1_Report.md", "sub/data.json"]
+        dag = ws.get(f"/v1/canvas/{run['id']}/dag").json()["data"]
+        assert [n["type"] for n in dag["nodes"]] == ["input", "output", "artifact", "artifact"]
+        warp = ws.get(f"/agent/runs/{run['id']}").json()
+        assert warp["state"] == "SUCCEEDED" and warp["prompt"] == WRITE_OUTPUTS
+        assert ws.get(warp["session_link"]).json()["data"]["canvas_id"] == run["id"]
+        events = ws.get(f"/v1/agents/{rt.id}/events").json()["data"]
+        mine = [e for e in events if e["id"] == run["id"]]
+        assert [e["status"] for e in mine] == ["COMPLETED"]
