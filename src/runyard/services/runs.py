@@ -9,11 +9,8 @@ re-reads the store on the poll interval.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import json
-import re
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,6 +25,7 @@ from runyard.domain.policies import (
 from runyard.domain.requests import ExecRequest, RunSubmit
 from runyard.domain.states import RunStatus, is_terminal
 from runyard.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from runyard.services import cursors
 from runyard.services.agents import parse_runtime_policy
 from runyard.services.notify import RunSignals, wait_event
 from runyard.settings import Settings
@@ -43,26 +41,12 @@ class RunPage:
 
 
 def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"r1:{seq}".encode()).decode().rstrip("=")
-
-
-_SEQ_RE = re.compile(r"[0-9]{1,18}")
+    return cursors.encode_seq("r1", seq)
 
 
 def decode_cursor(cursor: str) -> int:
-    """The ``seq`` a cursor points after; anything but our own encoding is a 400.
-
-    The number is bounded (18 digits) so that no cursor can overflow the
-    store's 64-bit integer column.
-    """
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        tag, _, seq = raw.partition(":")
-        if tag != "r1" or not _SEQ_RE.fullmatch(seq):
-            raise ValueError(raw)
-        return int(seq)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise BadRequest("invalid cursor", {"field": "cursor"}) from exc
+    """The ``seq`` a cursor points after; anything but our own encoding is a 400."""
+    return cursors.decode_seq(cursor, "r1")
 
 
 def request_hash(agent_id: str, body: RunSubmit) -> str:

@@ -16,9 +16,6 @@ nor a schedule is a ``400`` that says so.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,6 +26,7 @@ from runyard.domain.policies import Strict
 from runyard.domain.requests import RunSubmit
 from runyard.domain.schedules import Schedule
 from runyard.errors import BadRequest, NotFound
+from runyard.services import cursors
 from runyard.services.runs import RunService
 from runyard.store.base import Store
 from runyard.store.events_queries import RunFilter
@@ -56,7 +54,6 @@ FROM_EVENT_STATUS: dict[str, tuple[str, ...]] = {
 FAILED_RUN = frozenset(FROM_EVENT_STATUS["FAILED"])
 
 _CURSOR_TAG = "ev1"
-_SEQ_RE = re.compile(r"[0-9]{1,18}")
 
 
 class ExecuteBody(Strict):
@@ -75,19 +72,12 @@ class ExecuteBody(Strict):
 
 
 def encode_token(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_TAG}:{seq}".encode()).decode().rstrip("=")
+    return cursors.encode_seq(_CURSOR_TAG, seq)
 
 
 def decode_token(token: str) -> int:
     """The ``seq`` a ``nextToken`` points after; anything but our own encoding is a 400."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        tag, _, seq = raw.partition(":")
-        if tag != _CURSOR_TAG or not _SEQ_RE.fullmatch(seq):
-            raise ValueError(raw)
-        return int(seq)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise BadRequest("invalid nextToken", {"field": "nextToken"}) from exc
+    return cursors.decode_seq(token, _CURSOR_TAG, "nextToken")
 
 
 def parse_status(value: str | None) -> tuple[str, ...] | None:

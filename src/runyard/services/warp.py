@@ -17,13 +17,12 @@ key sees the runs it created plus the runs created with ``team: true``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 
 from runyard.domain.entities import Agent, KeyKind
 from runyard.errors import BadRequest, Forbidden, NotFound
+from runyard.services import cursors
 from runyard.services.keys import Principal
 from runyard.store.base import Store
 from runyard.store.run_queries import PROVISIONING_ENV, ListedRun, SortColumn
@@ -124,24 +123,18 @@ class Position:
     seq: int
 
 
-_CURSOR = re.compile(r"w1:(created_at|updated_at):(asc|desc):([0-9]{1,18}):([0-9]{1,18})")
+_CURSOR = re.compile(r"(created_at|updated_at):(asc|desc):([0-9]{1,18}):([0-9]{1,18})")
 
 
 def encode_cursor(pos: Position) -> str:
     order = "desc" if pos.descending else "asc"
-    raw = f"w1:{pos.sort_by}:{order}:{pos.value}:{pos.seq}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return cursors.encode("w1", f"{pos.sort_by}:{order}:{pos.value}:{pos.seq}")
 
 
 def decode_cursor(cursor: str, sort_by: SortColumn, descending: bool) -> tuple[int, int]:
     """The ``(value, seq)`` a cursor points after; a foreign or mismatched cursor is a 400."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise BadRequest("invalid cursor", {"field": "cursor"}) from exc
-    found = _CURSOR.fullmatch(raw)
-    if found is None:
-        raise BadRequest("invalid cursor", {"field": "cursor"})
+    found = _CURSOR.fullmatch(cursors.decode(cursor, "w1", _CURSOR))
+    assert found is not None  # decode() checked the pattern
     if found[1] != sort_by or (found[2] == "desc") != descending:
         raise BadRequest(
             "the cursor belongs to another sort_by/sort_order; repeat the first request's",

@@ -17,8 +17,6 @@ once, at creation and on rotation, and sealed at rest with the SecretBox.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import secrets
 import socket
@@ -38,6 +36,7 @@ from runyard.domain.webhooks import (
 from runyard.errors import BadRequest, Conflict, NotFound
 from runyard.sandbox.egress import address_allowed
 from runyard.secrets_box import SecretBox
+from runyard.services import cursors
 from runyard.store.base import Store
 from runyard.types import new_id, now_millis
 
@@ -78,18 +77,11 @@ def is_ip_literal(host: str) -> bool:
 
 
 def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_TAG}:{seq}".encode()).decode().rstrip("=")
+    return cursors.encode_seq(_CURSOR_TAG, seq)
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise BadRequest("invalid cursor", {"field": "cursor"}) from exc
-    tag, _, seq = raw.partition(":")
-    if tag != _CURSOR_TAG or not seq.isdigit() or len(seq) > 18:
-        raise BadRequest("invalid cursor", {"field": "cursor"})
-    return int(seq)
+    return cursors.decode_seq(cursor, _CURSOR_TAG)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ log grows, and at the latest on the next heartbeat. Any unexpected failure
 still ends the run ``failed`` with a generic ``internal_error``: a claimed
 run is never left hanging by this process.
 """
+
 from __future__ import annotations
 
 import asyncio

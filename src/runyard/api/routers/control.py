@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from typing import Annotated, Any
 
@@ -14,7 +12,7 @@ from runyard.api.deps import ControlDep, ServicesDep
 from runyard.api.render import agent_doc, key_doc
 from runyard.domain.entities import KeyKind
 from runyard.domain.requests import AgentCreate, AgentDelete, AgentPatch, HarnessUpdate, KeyCreate
-from runyard.errors import BadRequest
+from runyard.services import cursors
 
 router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["control plane"])
 
@@ -22,20 +20,11 @@ _AGENT_ID_RE = re.compile(r"agent_[0-9a-z]{26}")
 
 
 def _agent_cursor(agent_id: str) -> str:
-    return base64.urlsafe_b64encode(f"a1:{agent_id}".encode()).decode().rstrip("=")
+    return cursors.encode("a1", agent_id)
 
 
 def _agent_before(cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise BadRequest("invalid cursor", {"field": "cursor"}) from exc
-    tag, _, agent_id = raw.partition(":")
-    if tag != "a1" or not _AGENT_ID_RE.fullmatch(agent_id):
-        raise BadRequest("invalid cursor", {"field": "cursor"})
-    return agent_id
+    return None if cursor is None else cursors.decode(cursor, "a1", _AGENT_ID_RE)
 
 
 @router.get("/agents")
