@@ -7,7 +7,9 @@ only persistent writable place; the run's private files read-only at
 ``/run/runyard``; a private ``/tmp`` and ``/run``; new user, pid, ipc, uts,
 cgroup and network namespaces, and no further user namespaces (a nested one
 would hand the run a root that may mount and reach far more of the kernel);
-no capabilities; ``--die-with-parent`` and ``--new-session``; an environment
+no capabilities; ``--die-with-parent`` and ``--new-session``; a seccomp filter
+that denies the kernel interfaces a run has no use for (see
+:mod:`runyard.sandbox.seccomp`; no filter, no runs); an environment
 of exactly what runyard sets. Network: ``deny_all`` has no interfaces but loopback;
 ``allowlist`` and ``allow_all`` reach only the egress proxy through a bridge
 on 127.0.0.1:3128 (see :mod:`runyard.sandbox.egress`).
@@ -38,6 +40,7 @@ from runyard.sandbox.base import (
 )
 from runyard.sandbox.cgroups import CgroupManager, Limits, RunCgroup
 from runyard.sandbox.egress import EgressPolicy, EgressProxy, EgressSession
+from runyard.sandbox.seccomp import SeccompFilter
 from runyard.sandbox.volumes import HomeVolumes
 
 INNER_HOME = "/home/agent"
@@ -119,6 +122,7 @@ class BwrapSubstrate(Substrate):
         scratch: Path,
         egress: EgressProxy,
         cgroups: CgroupManager | None,
+        seccomp: SeccompFilter | None = None,
     ) -> None:
         super().__init__(volumes, scratch)
         self._state_dir = volumes.root if volumes.mounted else scratch.parent / "sandbox"
@@ -127,12 +131,16 @@ class BwrapSubstrate(Substrate):
         self._cgroups = cgroups
         self._root = os.geteuid() == 0
         self._checked: str | None = None
+        # Compiled once by this substrate (once per worker process), copied into a memfd per run.
+        self._seccomp = seccomp or SeccompFilter()
 
     # ---- set-up and checks ------------------------------------------------------
 
     def check(self) -> None:
         if self._checked == "ok":
             return
+        # First: it needs nothing of the host but libseccomp, and without it no run starts.
+        self._seccomp.program()
         missing = [tool for tool in ("bwrap", "socat") if shutil.which(tool) is None]
         if missing:
             raise SandboxUnavailable(
@@ -233,9 +241,10 @@ class BwrapSubstrate(Substrate):
         self.check()
         policy = spec.policy
         uid = self.owner_of(spec.agent_id)
+        seccomp = self._seccomp.program()
         cgroup: RunCgroup | None = None
         session: EgressSession | None = None
-        args_fd = -1
+        args_fd = seccomp_fd = -1
         try:
             if self._cgroups is not None:
                 limits = policy.resource_limits
@@ -265,7 +274,11 @@ class BwrapSubstrate(Substrate):
             # Arguments travel through a memfd (bwrap --args), never the command
             # line: the environment may carry secrets and /proc/*/cmdline is public.
             # (bwrap only takes options that way; the command stays on the line.)
-            args_fd = _memfd(self._bwrap_args(spec, home, run, etc)[1:])
+            # bwrap installs the filter just before it execs the run's program; it
+            # reads the fd to its end, so each run gets a fresh copy.
+            seccomp_fd = seccomp.memfd()
+            options = [*self._bwrap_args(spec, home, run, etc)[1:], "--seccomp", str(seccomp_fd)]
+            args_fd = _memfd(options)
             command = ["bwrap", "--args", str(args_fd), "--", *inner]
             argv, env = launch.launcher(
                 command, cgroup_procs=cgroup.procs_files if cgroup else [], uid=uid
@@ -286,13 +299,12 @@ class BwrapSubstrate(Substrate):
                 on_output=spec.on_output,
                 cancel=cancel,
                 kill_tree=kill_tree,
-                pass_fds=(args_fd,),
+                pass_fds=(args_fd, seccomp_fd),
             )
-            os.close(args_fd)
-            args_fd = -1
             evidence: dict[str, object] = {
                 "cgroup": cgroup is not None,
                 "uidIsolated": uid is not None,
+                "seccomp": seccomp.evidence(),
             }
             if cgroup is not None:
                 events = cgroup.memory_events()
@@ -302,8 +314,9 @@ class BwrapSubstrate(Substrate):
                 evidence["egress"] = session.stats.evidence()
             return result.with_evidence(evidence)
         finally:
-            if args_fd >= 0:
-                os.close(args_fd)
+            for fd in (args_fd, seccomp_fd):
+                if fd >= 0:
+                    os.close(fd)
             if session is not None:
                 await session.close()
             if cgroup is not None:
