@@ -132,6 +132,12 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     renderers = SurfaceRenderers(default=native_envelope)
     install_error_handler(app, renderers)
+    # First, and without a thread hop: load balancers call it often, and every
+    # route registered before it would be tried on each call.
+    @app.get("/healthz", tags=["meta"])
+    async def healthz() -> dict[str, Any]:
+        return {"ok": True, "version": __version__, "store": services.store.backend}
+
     app.include_router(control.router)
     app.include_router(runtime.router)
     app.include_router(async_runs.router)
@@ -144,10 +150,6 @@ def create_app(services: Services) -> FastAPI:
     renderers.add("/v1/events", uragents.envelope)
     warp.register(app, renderers)
     spine.register(app, renderers)
-
-    @app.get("/healthz", tags=["meta"])
-    def healthz() -> dict[str, Any]:
-        return {"ok": True, "version": __version__, "store": services.store.backend}
 
     limit = services.settings.max_input_bytes * 2 + 65_536
     app.add_middleware(
