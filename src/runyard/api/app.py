@@ -132,6 +132,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     renderers = SurfaceRenderers(default=native_envelope)
     install_error_handler(app, renderers)
+
     # First, and without a thread hop: load balancers call it often, and every
     # route registered before it would be tried on each call.
     @app.get("/healthz", tags=["meta"])

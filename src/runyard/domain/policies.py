@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from runyard.errors import BadRequest
 
 KNOWN_HARNESSES: tuple[str, ...] = (
     "shell",
@@ -37,6 +39,17 @@ class Strict(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
+
+    def changes(self, not_null: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The fields a PATCH body sets, by name; ``null`` for one of ``not_null``
+        is a 400 (leaving a field out keeps it, ``null`` would erase it)."""
+        found: dict[str, Any] = {}
+        for name in self.model_fields_set:
+            value = getattr(self, name)
+            if value is None and name in not_null:
+                raise BadRequest(f"{name} must not be null", {"field": name})
+            found[name] = value
+        return found
 
 
 PROVIDERS = ("openai", "anthropic", "openai-compatible")

@@ -18,7 +18,7 @@ from runyard.domain.schedules import (
     SchedulePatch,
     next_run_after,
 )
-from runyard.errors import BadRequest, Conflict, NotFound
+from runyard.errors import Conflict, NotFound
 from runyard.store.base import Store
 from runyard.types import new_id, now_millis
 
@@ -78,12 +78,7 @@ class ScheduleService:
     ) -> Schedule:
         agent = self._agent(workspace_id, slug)
         current = self._get(agent, schedule_id)
-        changes: dict[str, Any] = {}
-        for field in body.model_fields_set:
-            value = getattr(body, field)
-            if value is None and field in _NOT_NULL:
-                raise BadRequest(f"{field} must not be null", {"field": field})
-            changes[field] = value
+        changes = body.changes(_NOT_NULL)
         if not changes:
             return current
         return self._save(agent, current, changes)

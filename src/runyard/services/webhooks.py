@@ -167,12 +167,7 @@ class WebhookService:
 
     def update(self, workspace_id: str, webhook_id: str, body: WebhookPatch) -> Webhook:
         current = self._get(workspace_id, webhook_id)
-        changes: dict[str, Any] = {}
-        for name in body.model_fields_set:
-            value = getattr(body, name)
-            if value is None and name in _NOT_NULL:
-                raise BadRequest(f"{name} must not be null", {"field": name})
-            changes[name] = value
+        changes = body.changes(_NOT_NULL)
         if not changes:
             return current
         if "url" in changes and changes["url"] != current.url:
