@@ -161,6 +161,8 @@ def watch(
                 status = str(run.get("status"))
                 break
         live.update(Text(f"{run_id}: {status}{seen.line()}"))
+    if not out.is_terminal:
+        out.file.write("\n")  # Live leaves its last line open when not on a terminal
     if status != "completed":
         raise typer.Exit(1)
 
@@ -191,9 +193,13 @@ class _Progress:
     def line(self) -> str:
         parts = []
         if self.steps:
-            parts.append(f"{self.steps} steps, last {self.latest}")
+            parts.append(f"{_count(self.steps, 'step')}, last {self.latest}")
         if self.output_chars:
             parts.append(f"{self.output_chars} chars of output")
         if self.artifacts:
-            parts.append(f"{self.artifacts} artifacts")
+            parts.append(_count(self.artifacts, "artifact"))
         return "".join(f" · {p}" for p in parts)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
