@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.requests import Request
+
 from runyard import __version__
 from runyard.domain.entities import Agent, ApiKey, Run
 from runyard.types import iso_millis
@@ -119,3 +121,8 @@ def run_doc(run: Run) -> dict[str, Any]:
 def status_doc(agent: Agent) -> dict[str, Any]:
     status = agent.environment.status
     return {"daemonVersion": __version__, "ok": status == "ready", "status": status}
+
+
+def base_url(request: Request) -> str:
+    """This server as the client reached it, for absolute links in answers."""
+    return str(request.base_url).rstrip("/")

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import ipaddress
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ class EgressPolicy:
 
     def host_allowed(self, host: str) -> bool:
         host = host.lower().rstrip(".")
-        if _is_ip(host):
+        if is_ip(host):
             return self.allow_all
         if self.allow_all:
             return True
@@ -66,7 +67,8 @@ class EgressStats:
         }
 
 
-def _is_ip(host: str) -> bool:
+def is_ip(host: str) -> bool:
+    """Whether ``host`` is an IP literal (IPv6 with or without brackets)."""
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:
@@ -98,7 +100,8 @@ def address_allowed(address: str, allow_private: bool) -> bool:
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=1)
+    """Every address ``host`` resolves to, off the event loop's thread."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
 
 
@@ -191,7 +194,7 @@ class EgressProxy:
         if not host or not policy.host_allowed(host) or not 0 < port < 65536:
             return None
         try:
-            addresses = [host] if _is_ip(host) else await self._resolve(host, port)
+            addresses = [host] if is_ip(host) else await self._resolve(host, port)
         except OSError:
             return None
         if not addresses or not all(address_allowed(a, self._allow_private) for a in addresses):

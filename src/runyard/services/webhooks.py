@@ -17,7 +17,6 @@ once, at creation and on rotation, and sealed at rest with the SecretBox.
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import socket
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from runyard.domain.webhooks import (
     target,
 )
 from runyard.errors import BadRequest, Conflict, NotFound
-from runyard.sandbox.egress import address_allowed
+from runyard.sandbox.egress import address_allowed, is_ip
 from runyard.secrets_box import SecretBox
 from runyard.services import cursors
 from runyard.store.base import Store
@@ -68,14 +67,6 @@ def refused_addresses(addresses: list[str], allow_private: bool) -> list[str]:
     return [a for a in addresses if not address_allowed(a, allow_private)]
 
 
-def is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def encode_cursor(seq: int) -> str:
     return cursors.encode_seq(_CURSOR_TAG, seq)
 
@@ -106,7 +97,7 @@ class WebhookService:
     def check_target(self, url: str) -> None:
         """Refuse a URL whose host is, or resolves to, an address webhooks may not reach."""
         _, host, port = target(url)
-        if is_ip_literal(host):
+        if is_ip(host):
             addresses = [host]
         else:
             try:

@@ -25,7 +25,6 @@ import asyncio
 import logging
 import random
 import secrets
-import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -42,8 +41,9 @@ from runyard.domain.webhooks import (
     signature,
     target,
 )
+from runyard.sandbox.egress import is_ip, system_resolver
 from runyard.secrets_box import SecretBox, load_key
-from runyard.services.webhooks import is_ip_literal, refused_addresses, secret_context
+from runyard.services.webhooks import refused_addresses, secret_context
 from runyard.settings import Settings
 from runyard.store.base import Store
 from runyard.types import now_millis
@@ -59,11 +59,6 @@ USER_AGENT = f"runyard-webhooks/{__version__}"
 AsyncResolver = Callable[[str, int], Awaitable[list[str]]]
 
 
-async def system_resolve(host: str, port: int) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [str(info[4][0]) for info in infos]
-
-
 class Refused(Exception):
     """The target is not allowed (any more): a failed attempt, retried like others."""
 
@@ -75,7 +70,7 @@ class WebhookDispatcher:
         settings: Settings,
         box: SecretBox | None = None,
         *,
-        resolve: AsyncResolver = system_resolve,
+        resolve: AsyncResolver = system_resolver,
         verify: ssl.SSLContext | bool = True,
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -162,7 +157,7 @@ class WebhookDispatcher:
             scheme, host, port = target(c.url)
         except ValueError as exc:
             raise Refused(f"invalid webhook URL: {exc}") from exc
-        if is_ip_literal(host):
+        if is_ip(host):
             addresses = [host]
         else:
             try:
@@ -188,7 +183,7 @@ class WebhookDispatcher:
             "Runyard-Delivery": d.id,
             SIGNATURE_HEADER: signature(secret, int(time.time()), raw),
         }
-        pinned = scheme == "https" and not is_ip_literal(host)
+        pinned = scheme == "https" and not is_ip(host)
         extensions = {"sni_hostname": host} if pinned else {}
         url = original.copy_with(host=addresses[0].split("%", 1)[0])
         async with self._http.stream(

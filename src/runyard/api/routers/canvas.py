@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from runyard.api.deps import RuntimeAgentDep, ServicesDep
+from runyard.api.render import base_url
 from runyard.domain.canvas import Block
 from runyard.services.canvas import ArtifactView, CanvasView
 from runyard.types import iso_millis
@@ -71,10 +72,6 @@ def artifact_doc(view: ArtifactView, base_url: str) -> dict[str, Any]:
         "downloadUrl": base_url + view.link.path,
         "downloadExpiresAt": iso_millis(view.link.expires_at * 1000),
     }
-
-
-def base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
 
 
 @router.get("/v1/agents/{agentId}/runs/{runId}/canvas")

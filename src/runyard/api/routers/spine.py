@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runyard.api.deps import PrincipalDep, ServicesDep
 from runyard.api.errors import SurfaceRenderers, UnsupportedMediaType, native_envelope
-from runyard.api.routers.canvas import base_url
+from runyard.api.render import base_url
 from runyard.artifacts.blobs import ArtifactBlobs
 from runyard.domain.canvas import WORK_BLOCKS, Block, BlockType
 from runyard.domain.entities import Run

@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from runyard.api.deps import PrincipalDep, ServicesDep
 from runyard.api.errors import SurfaceRenderers
+from runyard.api.render import base_url
 from runyard.domain.policies import Strict
 from runyard.domain.requests import RunSubmit
 from runyard.errors import BadRequest, NotFound, RunyardError
@@ -193,7 +194,7 @@ def list_runs(
     found = svc.store.query_runs(query)
     page, more = found[:limit], len(found) > limit
     return {
-        "runs": [_item(r, False, str(request.base_url).rstrip("/")) for r in page],
+        "runs": [_item(r, False, base_url(request)) for r in page],
         "page_info": {
             "has_next_page": more,
             "next_cursor": vocab.next_cursor(page, sort_by, descending) if more else None,
@@ -212,7 +213,7 @@ def _find(svc: ServicesDep, who: PrincipalDep, run_id: str) -> ListedRun:
 def get_run(
     request: Request, svc: ServicesDep, who: PrincipalDep, run_id: RunIdPath
 ) -> dict[str, Any]:
-    return _item(_find(svc, who, run_id), True, str(request.base_url).rstrip("/"))
+    return _item(_find(svc, who, run_id), True, base_url(request))
 
 
 @router.post("/agent/runs/{runId}/cancel")
